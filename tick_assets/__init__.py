@@ -1,0 +1,3 @@
+"""tick-assets: Tardis.dev historical market data as daily-partitioned Dagster assets."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,65 @@
+"""Dagster resources: the rate-limited Tardis client as a ConfigurableResource."""
+
+from __future__ import annotations
+
+import urllib.parse
+from pathlib import Path
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from tick_assets import settings
+from tick_assets.tardis import LimiterConfig, RetryPolicy, TardisClient, sqlite_limiter
+
+
+class TardisResource(dg.ConfigurableResource):
+    """Tardis Datasets access shared by all steps: one machine-wide rate limiter, retries, integrity, cache."""
+
+    api_key: str | None = None
+    datasets_url: str = settings.datasets_url()
+    api_url: str = settings.api_url()
+    data_dir: str = str(settings.data_dir())
+    requests_per_second: float = 20.0
+    burst: int = 20
+    max_in_flight: int = 8
+    max_attempts: int = 10
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 60.0
+    metadata_ttl_seconds: float = 3600.0
+
+    _client: TardisClient | None = PrivateAttr(default=None)
+
+    def build_client(self) -> TardisClient:
+        """Create a client whose limiter state lives in DATA_DIR/ratelimit.sqlite (shared machine-wide)."""
+        data_dir = Path(self.data_dir)
+        limiter = sqlite_limiter(
+            data_dir / "ratelimit.sqlite",
+            key=urllib.parse.urlsplit(self.datasets_url).netloc,
+            config=LimiterConfig(
+                rate=self.requests_per_second, burst=self.burst, max_in_flight=self.max_in_flight
+            ),
+        )
+        return TardisClient(
+            data_dir / "tardis",
+            api_key=self.api_key,
+            datasets_url=self.datasets_url,
+            api_url=self.api_url,
+            limiter=limiter,
+            retry=RetryPolicy(max_attempts=self.max_attempts),
+            connect_timeout=self.connect_timeout_seconds,
+            read_timeout=self.read_timeout_seconds,
+            metadata_ttl_seconds=self.metadata_ttl_seconds,
+        )
+
+    @property
+    def client(self) -> TardisClient:
+        """The client of this step (created on first use)."""
+        if self._client is None:
+            self._client = self.build_client()
+        return self._client
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Close pooled connections."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None

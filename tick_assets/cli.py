@@ -1,0 +1,234 @@
+"""The `tick-assets` command: run the bundled Tardis emulator, download datasets."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tick_assets.settings import data_dir
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _probability(value: str) -> float:
+    p = float(value)
+    if not 0 <= p <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a probability in [0, 1]")
+    return p
+
+
+def _add_emulator_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "emulator",
+        help="run a Tardis-compatible HTTP server with synthetic data (or a fixtures folder) on 127.0.0.1",
+        description="Serve the Tardis Datasets API (/v1/{exchange}/{type}/{YYYY}/{MM}/{DD}/{SYMBOL}.csv.gz) and "
+        "/v1/exchanges/{exchange}. Point TARDIS_DATASETS_URL and TARDIS_API_URL at http://HOST:PORT/v1.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=8747, help="port (0 picks a free one; default 8747)")
+    p.add_argument("--port-file", type=Path, help="write the bound port to this file once listening")
+    p.add_argument("--scale", type=int, default=2000, help="book events per synthetic day (default 2000)")
+    p.add_argument(
+        "--compresslevel", type=int, default=6, choices=range(1, 10), help="gzip level of generated files"
+    )
+    p.add_argument(
+        "--cache-dir", type=Path, help="where generated days are cached (default DATA_DIR/emulator)"
+    )
+    p.add_argument(
+        "--fixtures", type=Path, help="serve this folder of tardis-dev named .csv.gz files instead"
+    )
+    p.add_argument(
+        "--api-key", action="append", default=[], help="accepted key (repeatable; default: any key)"
+    )
+    p.add_argument(
+        "--exported-until", type=_date, help="exclusive end of exported days (default: by 06:00 UTC rule)"
+    )
+    p.add_argument(
+        "--empty-day", type=_date, action="append", default=[], help="serve an empty gzip on this day"
+    )
+    faults = p.add_argument_group(
+        "fault injection (probability per dataset request, deterministic per --seed)"
+    )
+    faults.add_argument("--fault-429", type=_probability, default=0.0, dest="throttle")
+    faults.add_argument("--fault-5xx", type=_probability, default=0.0, dest="server_error")
+    faults.add_argument("--fault-reset", type=_probability, default=0.0, dest="reset")
+    faults.add_argument("--fault-truncate", type=_probability, default=0.0, dest="truncate")
+    faults.add_argument("--fault-stall", type=_probability, default=0.0, dest="stall")
+    faults.add_argument("--fault-html", type=_probability, default=0.0, dest="html")
+    faults.add_argument("--seed", type=int, default=0)
+    faults.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds of injected 429s")
+    faults.add_argument("--stall-seconds", type=float, default=30.0)
+    faults.add_argument(
+        "--rate-limit", type=float, default=0.0, help="server-side limit in requests/s (0: none)"
+    )
+    faults.add_argument("--rate-burst", type=int, default=1)
+    p.add_argument("--verbose", action="store_true", help="log every request line (never headers)")
+    p.set_defaults(func=_run_emulator)
+
+
+def _run_emulator(args: argparse.Namespace) -> int:
+    from tick_assets.emulator.faults import FaultConfig
+    from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
+
+    faults = FaultConfig(
+        throttle=args.throttle,
+        server_error=args.server_error,
+        reset=args.reset,
+        truncate=args.truncate,
+        stall=args.stall,
+        html=args.html,
+        seed=args.seed,
+        retry_after_seconds=args.retry_after,
+        stall_seconds=args.stall_seconds,
+        rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
+    )
+    config = EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        cache_dir=args.cache_dir or data_dir() / "emulator",
+        scale=args.scale,
+        compresslevel=args.compresslevel,
+        api_keys=frozenset(args.api_key),
+        exported_until=args.exported_until,
+        empty_days=frozenset(args.empty_day),
+        fixtures=args.fixtures,
+        faults=faults,
+        verbose=args.verbose,
+    )
+    server = EmulatorServer(config)
+    if args.port_file:
+        tmp = args.port_file.with_name(args.port_file.name + ".tmp")
+        tmp.write_text(str(server.base_url.rsplit(":", 1)[1]))
+        os.replace(tmp, args.port_file)
+    print(f"Tardis emulator listening on {server.base_url}", flush=True)
+    print(f"  export TARDIS_DATASETS_URL={server.datasets_url} TARDIS_API_URL={server.api_url}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    print("emulator stopped", flush=True)
+    return 0
+
+
+def _add_download_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "download",
+        help="download Tardis datasets for a date range into DATA_DIR/tardis (verified, rate limited)",
+        description="Download days [--from, --to) of one or more instruments, like tardis-dev's download_datasets, "
+        "through the shared rate limiter. With --emulator, the bundled emulator is started on 127.0.0.1 first.",
+    )
+    p.add_argument("instruments", nargs="+", help="exchange:SYMBOL, e.g. binance-futures:BTCUSDT")
+    p.add_argument("--data-types", default="trades,book_snapshot_25", help="comma-separated data types")
+    p.add_argument("--from", dest="from_date", type=_date, required=True, help="first day (YYYY-MM-DD)")
+    p.add_argument(
+        "--to", dest="to_date", type=_date, required=True, help="day after the last one (exclusive)"
+    )
+    p.add_argument("--emulator", action="store_true", help="start the bundled emulator and download from it")
+    p.add_argument("--scale", type=int, default=2000, help="emulator book events per day (with --emulator)")
+    p.add_argument(
+        "--concurrency", type=int, default=8, help="parallel downloads (the limiter caps the rate)"
+    )
+    p.add_argument("--rate", type=float, default=20.0, help="requests per second, shared machine-wide")
+    p.set_defaults(func=_run_download)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    import contextlib
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tick_assets import settings
+    from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
+    from tick_assets.tardis import LimiterConfig, TardisClient, TardisError, sqlite_limiter
+
+    days = [args.from_date + dt.timedelta(days=i) for i in range((args.to_date - args.from_date).days)]
+    if not days:
+        print("--to must be after --from (the range is [from, to))", file=sys.stderr)
+        return 2
+    data_types = [t.strip() for t in args.data_types.split(",") if t.strip()]
+    jobs = []
+    for instrument in args.instruments:
+        exchange, sep, symbol = instrument.partition(":")
+        if not sep:
+            print(f"{instrument!r} is not exchange:SYMBOL", file=sys.stderr)
+            return 2
+        jobs += [(exchange, t, symbol, d) for t in data_types for d in days]
+    with contextlib.ExitStack() as stack:
+        datasets_url, api_url = settings.datasets_url(), settings.api_url()
+        if args.emulator:
+            emu = EmulatorServer(EmulatorConfig(cache_dir=data_dir() / "emulator", scale=args.scale))
+            stack.enter_context(emu)
+            datasets_url, api_url = emu.datasets_url, emu.api_url
+            print(f"emulator on {emu.base_url} (scale {args.scale})")
+        limiter = sqlite_limiter(
+            data_dir() / "ratelimit.sqlite",
+            key=datasets_url.split("//", 1)[-1].split("/", 1)[0],
+            config=LimiterConfig(
+                rate=args.rate, burst=max(1, int(args.rate)), max_in_flight=args.concurrency
+            ),
+        )
+        client = stack.enter_context(
+            TardisClient(
+                data_dir() / "tardis",
+                api_key=os.environ.get("TARDIS_API_KEY") or ("emulator" if args.emulator else None),
+                datasets_url=datasets_url,
+                api_url=api_url,
+                limiter=limiter,
+            )
+        )
+        started = time.monotonic()
+
+        def fetch(job: tuple[str, str, str, dt.date]):
+            try:
+                return job, client.download(*job)
+            except TardisError as exc:
+                return job, exc
+
+        failures = 0
+        total_bytes = 0
+        print(f"{'dataset':<58} {'MB':>8} {'retries':>7} {'source':>8}")
+        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+            for (exchange, data_type, symbol, day), result in pool.map(fetch, jobs):
+                name = f"{exchange} {data_type} {symbol} {day}"
+                if isinstance(result, Exception):
+                    failures += 1
+                    print(f"{name:<58} FAILED: {result}")
+                    continue
+                total_bytes += result.compressed_bytes
+                source = "cache" if result.from_cache else ("empty" if result.empty else "download")
+                print(f"{name:<58} {result.compressed_bytes / 1e6:8.2f} {result.retries:7d} {source:>8}")
+        seconds = time.monotonic() - started
+        print(
+            f"{len(jobs) - failures}/{len(jobs)} files, {total_bytes / 1e6:.1f} MB in {seconds:.1f}s "
+            f"-> {client.cache_dir}"
+        )
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tick-assets` console script."""
+    parser = argparse.ArgumentParser(prog="tick-assets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_emulator_parser(sub)
+    _add_download_parser(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""A Tardis-compatible HTTP server: the Datasets API and /v1/exchanges, with auth rules and fault injection."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import logging
+import re
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from tick_assets.emulator.faults import FaultConfig, ServerRateLimit, retry_after_header
+from tick_assets.emulator.sources import FixtureSource, Source, SyntheticSource
+from tick_assets.tardis.datatypes import DATA_TYPES
+
+log = logging.getLogger(__name__)
+
+_DATASET_RE = re.compile(r"^/v1/([^/]+)/([^/]+)/(\d{4})/(\d{2})/(\d{2})/([^/]+)\.csv\.gz$")
+_EXCHANGE_RE = re.compile(r"^/v1/exchanges/([^/]+)$")
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """How the emulator behaves."""
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: pick a free port
+    cache_dir: Path = Path("data/emulator")
+    scale: int = 2000
+    compresslevel: int = 6
+    api_keys: frozenset[str] = frozenset()  # empty: any non-empty Bearer key is accepted
+    exported_until: dt.date | None = None
+    empty_days: frozenset[dt.date] = frozenset()
+    fixtures: Path | None = None
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    verbose: bool = False
+
+
+class _Stats:
+    """Counters of what the emulator answered (served at /emulator/stats)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.bytes_sent = 0
+        self.auth_headers_seen = 0
+
+    def add(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[key] += n
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self.bytes_sent += n
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {"counts": dict(self.counts), "bytes_sent": self.bytes_sent}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "tardis-emulator"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Only the request line and status, never headers (they carry the API key).
+        if self.server.config.verbose:
+            log.info("%s - %s", self.address_string(), format % args)
+
+    # -- responses ---------------------------------------------------------------------------------------
+
+    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+        self.server.stats.add(f"status_{status}")
+
+    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        self._send_json(status, {"code": status, "message": message}, headers)
+
+    # -- routing -----------------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        try:
+            self._route()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _route(self) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        stats = self.server.stats
+        stats.add("requests")
+        if path == "/emulator/stats":
+            return self._send_json(200, stats.as_dict())
+        if path in ("/v1/exchanges", "/v1/exchanges/"):
+            source = self.server.source
+            return self._send_json(200, [source.exchange_json(e) for e in source.exchange_ids()])
+        m = _EXCHANGE_RE.match(path)
+        if m:
+            body = self.server.source.exchange_json(urllib.parse.unquote(m[1]))
+            if body is None:
+                return self._error(404, f"Unknown exchange '{urllib.parse.unquote(m[1])}'")
+            return self._send_json(200, body)
+        m = _DATASET_RE.match(path)
+        if m:
+            return self._dataset(path, m)
+        self._error(404, f"Not found: {path}")
+
+    def _dataset(self, path: str, m: re.Match[str]) -> None:
+        server = self.server
+        stats = server.stats
+        stats.add("dataset_requests")
+        if "Authorization" in self.headers:
+            stats.add("with_authorization")
+        wait = server.rate_limit.admit()
+        if wait is not None:
+            stats.add("rate_limited")
+            return self._error(429, "Too Many Requests", {"Retry-After": retry_after_header(wait)})
+        attempt = server.next_attempt(path)
+        fault = server.config.faults.decide(path, attempt)
+        if fault:
+            stats.add(f"fault_{fault}")
+        if fault == "throttle":
+            return self._error(
+                429, "Too Many Requests", {"Retry-After": str(server.config.faults.retry_after_seconds)}
+            )
+        if fault == "server_error":
+            return self._error((500, 502, 503)[attempt % 3], "Internal Server Error")
+
+        exchange, data_type = urllib.parse.unquote(m[1]), urllib.parse.unquote(m[2])
+        symbol = urllib.parse.unquote(m[6])
+        try:
+            day = dt.date(int(m[3]), int(m[4]), int(m[5]))
+        except ValueError:
+            return self._error(
+                400, f"Invalid date {m[3]}-{m[4]}-{m[5]}: expected a valid date in ISO 8601 format"
+            )
+        if data_type not in DATA_TYPES:
+            return self._error(404, f"Unknown data type '{data_type}'")
+        lookup = server.source.lookup(exchange, data_type, day, symbol)
+        if lookup.path is None:
+            return self._error(404, lookup.not_found or "Not found")
+        denied = self._auth_failure(day)
+        if denied:
+            return self._error(401, denied)
+        if fault == "html":
+            return self._send_html_page()
+        self._send_file(lookup.path, fault)
+
+    def _auth_failure(self, day: dt.date) -> str | None:
+        if day.day == 1:
+            return None
+        header = self.headers.get("Authorization", "")
+        key = header[7:].strip() if header.startswith("Bearer ") else ""
+        if not key:
+            return (
+                "API key is required for this date; only the first day of each month is available "
+                "without one. Provide 'Authorization' header with value: 'Bearer YOUR_API_KEY'."
+            )
+        if self.server.config.api_keys and key not in self.server.config.api_keys:
+            return "Invalid API key."
+        return None
+
+    def _send_html_page(self) -> None:
+        body = b"<!DOCTYPE html><html><head><title>Error</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.stats.add("status_200")
+
+    def _send_file(self, path: Path, fault: str | None) -> None:
+        size = path.stat().st_size
+        length = size
+        if fault == "truncate":
+            length = max(10, size * 2 // 3) if size > 20 else size - 4
+        self.send_response(200)
+        self.send_header("Content-Type", "application/gzip")
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        self.server.stats.add("status_200")
+        with open(path, "rb") as f:
+            if fault in ("reset", "stall"):
+                part = f.read(max(1, size // 3))
+                self.wfile.write(part)
+                self.server.stats.add_bytes(len(part))
+                if fault == "stall":
+                    self.server.stopping.wait(self.server.config.faults.stall_seconds)
+                else:
+                    # SO_LINGER 0: close sends a TCP RST, like a dropped upstream connection.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                return
+            sent = self.connection.sendfile(f, 0, length)
+        self.server.stats.add_bytes(sent)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, config: EmulatorConfig, source: Source) -> None:
+        super().__init__((config.host, config.port), _Handler)
+        self.config = config
+        self.source = source
+        self.stats = _Stats()
+        self.rate_limit = ServerRateLimit(config.faults.rate_limit, config.faults.rate_burst)
+        self.stopping = threading.Event()
+        self._attempts: collections.Counter[str] = collections.Counter()
+        self._attempts_lock = threading.Lock()
+
+    def next_attempt(self, path: str) -> int:
+        with self._attempts_lock:
+            self._attempts[path] += 1
+            return self._attempts[path]
+
+
+class EmulatorServer:
+    """Runs the emulator in a background thread; use as a context manager or start()/stop()."""
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        self.config = config or EmulatorConfig()
+        source: Source
+        if self.config.fixtures is not None:
+            source = FixtureSource(self.config.fixtures)
+        else:
+            source = SyntheticSource(
+                self.config.cache_dir,
+                self.config.scale,
+                self.config.exported_until,
+                self.config.empty_days,
+                self.config.compresslevel,
+            )
+        self._server = _Server(self.config, source)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """http://host:port of the running server."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def datasets_url(self) -> str:
+        """Value for TARDIS_DATASETS_URL."""
+        return f"{self.base_url}/v1"
+
+    @property
+    def api_url(self) -> str:
+        """Value for TARDIS_API_URL."""
+        return f"{self.base_url}/v1"
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """What the server answered so far."""
+        return self._server.stats.as_dict()
+
+    def start(self) -> EmulatorServer:
+        """Serve in a daemon thread."""
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="tardis-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until stop() or KeyboardInterrupt."""
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self._server.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_until_up(url: str, timeout: float = 10.0) -> None:
+    """Poll an emulator's stats endpoint until it answers (for servers started in another process)."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/emulator/stats", timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -1,0 +1,398 @@
+"""Tardis Datasets API client: validated URLs, rate-limited streaming downloads, integrity, retries, cache."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import random
+import secrets
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import requests
+import urllib3
+
+from tick_assets import __version__
+from tick_assets.tardis import errors
+from tick_assets.tardis.exchanges import ExchangeDetails
+from tick_assets.tardis.integrity import GzipIntegrityError, has_gzip_magic, verify_gzip
+from tick_assets.tardis.ratelimit import MemoryBackend, Permit, RateLimiter
+from tick_assets.tardis.retry import RetryPolicy, parse_retry_after
+from tick_assets.tardis.urls import (
+    DEFAULT_API_URL,
+    DEFAULT_DATASETS_URL,
+    cache_file_name,
+    dataset_url,
+    parse_date,
+    validate_data_type,
+    validate_exchange,
+    validate_symbol,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_CHUNK = 1 << 20
+USER_AGENT = f"tick-assets/{__version__} (+tardis-dev compatible)"
+_NETWORK_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """Where a dataset file is and what fetching it cost."""
+
+    path: Path
+    url: str
+    compressed_bytes: int
+    uncompressed_bytes: int
+    from_cache: bool
+    attempts: int
+    seconds: float
+    limiter_wait_seconds: float
+
+    @property
+    def empty(self) -> bool:
+        """True when Tardis has no data for the day (an empty gzip)."""
+        return self.uncompressed_bytes == 0
+
+    @property
+    def retries(self) -> int:
+        """Attempts beyond the first."""
+        return max(0, self.attempts - 1)
+
+    @property
+    def mb_per_second(self) -> float:
+        """Compressed megabytes per second of the download (0 for a cache hit)."""
+        return 0.0 if self.from_cache or self.seconds <= 0 else self.compressed_bytes / 1e6 / self.seconds
+
+
+@dataclass
+class _Attempt:
+    """Counters of one logical request across its attempts."""
+
+    attempts: int = 0
+    limiter_wait: float = 0.0
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class TardisClient:
+    """Downloads Tardis datasets into a cache that uses the official client's file names."""
+
+    def __init__(
+        self,
+        cache_dir: Path | str,
+        *,
+        api_key: str | None = None,
+        datasets_url: str = DEFAULT_DATASETS_URL,
+        api_url: str = DEFAULT_API_URL,
+        limiter: RateLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        metadata_ttl_seconds: float = 3600.0,
+        pool_size: int = 32,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cache_dir = Path(cache_dir)
+        self._api_key = api_key or None
+        self.datasets_url = datasets_url.rstrip("/")
+        self.api_url = api_url.rstrip("/")
+        self.limiter = limiter or RateLimiter(
+            MemoryBackend(), urllib.parse.urlsplit(self.datasets_url).netloc
+        )
+        self.retry = retry or RetryPolicy()
+        self.timeout = (connect_timeout, read_timeout)
+        self.metadata_ttl_seconds = metadata_ttl_seconds
+        self._sleep = sleep
+        self._rng = random.Random()
+        self._metadata: dict[str, tuple[float, ExchangeDetails]] = {}
+        self._session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"})
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "unset"
+        return f"TardisClient(datasets_url={self.datasets_url!r}, api_url={self.api_url!r}, api_key=<{key}>)"
+
+    @property
+    def has_api_key(self) -> bool:
+        """Whether requests carry an API key."""
+        return self._api_key is not None
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._session.close()
+
+    def __enter__(self) -> TardisClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- paths and URLs ----------------------------------------------------------------------------------
+
+    def resolve(self, exchange: str, data_type: str, symbol: str, day: str | dt.date) -> tuple[str, Path]:
+        """Validate a dataset's coordinates and return its URL and cache path."""
+        exchange = validate_exchange(exchange)
+        data_type = validate_data_type(data_type)
+        symbol = validate_symbol(symbol)
+        day = parse_date(day)
+        path = self.cache_dir / cache_file_name(exchange, data_type, day, symbol)
+        if path.resolve().parent != self.cache_dir.resolve():
+            raise errors.InvalidRequestError(f"Symbol {symbol!r} would escape the cache directory.")
+        return dataset_url(self.datasets_url, exchange, data_type, day, symbol), path
+
+    # -- downloads ---------------------------------------------------------------------------------------
+
+    def download(
+        self,
+        exchange: str,
+        data_type: str,
+        symbol: str,
+        day: str | dt.date,
+        *,
+        force: bool = False,
+        check_availability: bool = False,
+    ) -> DownloadResult:
+        """Return the verified .csv.gz of one day, from the cache if intact, else downloaded."""
+        url, path = self.resolve(exchange, data_type, symbol, day)
+        day = parse_date(day)
+        started = time.monotonic()
+        if not force and path.exists():
+            try:
+                info = verify_gzip(path)
+            except GzipIntegrityError as exc:
+                log.warning("cached %s failed its integrity check (%s); downloading it again", path.name, exc)
+            else:
+                return DownloadResult(
+                    path, url, info.compressed_bytes, info.uncompressed_bytes, True, 0, 0.0, 0.0
+                )
+        if check_availability:
+            self.exchange_details(exchange).check_day(data_type, validate_symbol(symbol), day)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        counters = _Attempt()
+        info = self._with_retries(
+            url,
+            counters,
+            lambda attempt_url: self._fetch_to_file(attempt_url, path),
+            on_auth=lambda status, body: self._auth_message(status, url, day),
+        )
+        return DownloadResult(
+            path=path,
+            url=url,
+            compressed_bytes=info.compressed_bytes,
+            uncompressed_bytes=info.uncompressed_bytes,
+            from_cache=False,
+            attempts=counters.attempts,
+            seconds=time.monotonic() - started,
+            limiter_wait_seconds=counters.limiter_wait,
+        )
+
+    def _fetch_to_file(self, url: str, path: Path):
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(8)}.unconfirmed")
+        try:
+            with self._session.get(
+                url, headers=self._auth_headers(), stream=True, timeout=self.timeout
+            ) as resp:
+                self._raise_for_status(resp, url)
+                expected = resp.headers.get("Content-Length")
+                encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
+                written = 0
+                with open(tmp, "wb") as out:
+                    for chunk in resp.raw.stream(_CHUNK, decode_content=False):
+                        if written == 0 and not has_gzip_magic(chunk):
+                            raise errors.BadContentError(self._bad_content_message(url, resp, chunk))
+                        out.write(chunk)
+                        written += len(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                if written == 0:
+                    raise errors.TransientError(f"{url}: empty response body (not even an empty gzip)")
+                if expected is not None and not encoded and int(expected) != written:
+                    raise errors.TransientError(f"{url}: got {written} of {expected} bytes (Content-Length)")
+            try:
+                info = verify_gzip(tmp)
+            except GzipIntegrityError as exc:
+                raise errors.TransientError(f"{url}: {exc}") from None
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+            return info
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _bad_content_message(self, url: str, resp: requests.Response, head: bytes) -> str:
+        content_type = resp.headers.get("Content-Type", "unknown")
+        snippet = head[:80].decode("utf-8", "replace").replace("\n", " ")
+        return (
+            f"{url}: HTTP 200 but the body is not gzip (Content-Type {content_type}, starts with {snippet!r}). "
+            "A proxy, captive portal or wrong TARDIS_DATASETS_URL is answering instead of Tardis; "
+            "check the URL and network, then re-run."
+        )
+
+    # -- exchange metadata -------------------------------------------------------------------------------
+
+    def exchange_details(self, exchange: str, *, refresh: bool = False) -> ExchangeDetails:
+        """Return /v1/exchanges/{exchange}, cached in memory and on disk for `metadata_ttl_seconds`."""
+        exchange = validate_exchange(exchange)
+        now = time.time()
+        cached = self._metadata.get(exchange)
+        if cached and not refresh and now - cached[0] < self.metadata_ttl_seconds:
+            return cached[1]
+        disk = self.cache_dir / "_metadata" / f"{exchange}.json"
+        if not refresh and disk.exists() and now - disk.stat().st_mtime < self.metadata_ttl_seconds:
+            try:
+                details = ExchangeDetails.from_json(json.loads(disk.read_text()))
+                self._metadata[exchange] = (disk.stat().st_mtime, details)
+                return details
+            except (ValueError, KeyError):
+                pass
+        url = f"{self.api_url}/exchanges/{exchange}"
+        payload = self._with_retries(url, _Attempt(), self._fetch_json, on_auth=None)
+        details = ExchangeDetails.from_json(payload)
+        disk.parent.mkdir(parents=True, exist_ok=True)
+        tmp = disk.with_name(f"{disk.name}.{secrets.token_hex(4)}.tmp")
+        tmp.write_text(json.dumps(payload))
+        os.replace(tmp, disk)
+        self._metadata[exchange] = (now, details)
+        return details
+
+    def check_available(self, exchange: str, data_type: str, symbol: str, day: str | dt.date) -> None:
+        """Raise UnavailableError unless the day lies inside the symbol's availability and the export horizon."""
+        self.resolve(exchange, data_type, symbol, day)
+        self.exchange_details(exchange).check_day(data_type, validate_symbol(symbol), parse_date(day))
+
+    def _fetch_json(self, url: str) -> dict:
+        # The metadata API needs no key; the official client sends none.
+        with self._session.get(url, timeout=self.timeout) as resp:
+            self._raise_for_status(resp, url)
+            try:
+                return resp.json()
+            except ValueError as exc:
+                raise errors.TransientError(f"{url}: response is not JSON ({exc})") from None
+
+    # -- shared request machinery ------------------------------------------------------------------------
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    def _with_retries(
+        self,
+        url: str,
+        counters: _Attempt,
+        fetch: Callable[[str], T],
+        on_auth: Callable[[int, str], str] | None,
+    ) -> T:
+        last_error: Exception | None = None
+        for attempt in range(1, self.retry.max_attempts + 1):
+            counters.attempts = attempt
+            # Like the official clients: from the 2nd attempt a cache-busting query defeats a CDN that
+            # cached a bad answer.
+            attempt_url = url if attempt == 1 else f"{url}?retryAttempt={attempt - 1}"
+            permit: Permit = self.limiter.acquire()
+            counters.limiter_wait += permit.waited_seconds
+            throttled, pause = False, 0.0
+            try:
+                return fetch(attempt_url)
+            except errors.TardisHTTPError as exc:
+                if on_auth and exc.status == 401:
+                    raise errors.UnauthorizedError(401, url, on_auth(401, str(exc))) from None
+                raise
+            except errors.TransientError as exc:
+                last_error = exc
+                throttled = exc.throttled
+                if throttled:
+                    pause = exc.retry_after if exc.retry_after is not None else self.retry.throttle_delay
+            except errors.TardisError:
+                raise
+            except _NETWORK_ERRORS as exc:
+                last_error = errors.TransientError(f"{url}: {type(exc).__name__}: {exc}")
+            finally:
+                self.limiter.release(permit, throttled=throttled, pause_seconds=pause)
+            if attempt == self.retry.max_attempts:
+                break
+            if throttled:
+                # The shared pause makes every worker wait in acquire(); add jitter so they do not stampede.
+                delay = self._rng.uniform(0, min(1.0, pause / 10 + 0.05))
+            else:
+                delay = self.retry.backoff(attempt, self._rng)
+                retry_after = getattr(last_error, "retry_after", None)
+                if retry_after is not None:
+                    delay = max(delay, retry_after)
+            log.warning(
+                "attempt %d/%d for %s failed: %s; retrying in %.1fs",
+                attempt,
+                self.retry.max_attempts,
+                url,
+                last_error,
+                delay,
+            )
+            self._sleep(delay)
+        raise errors.RetriesExhaustedError(
+            f"{url}: failed {self.retry.max_attempts} times, last error: {last_error}. "
+            "The service or the network keeps failing; re-run later (completed partitions are kept)."
+        )
+
+    def _raise_for_status(self, resp: requests.Response, url: str) -> None:
+        status = resp.status_code
+        if status == 200:
+            return
+        body = resp.text[:500] if status < 500 else ""
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        if status == 429:
+            raise errors.TransientError(f"{url}: HTTP 429 Too Many Requests", retry_after, throttled=True)
+        if status >= 500:
+            raise errors.TransientError(f"{url}: HTTP {status}", retry_after)
+        if status == 400:
+            if "ISO 8601 format" in body:  # known spurious Cloudflare 400, retried by the official clients
+                raise errors.TransientError(f"{url}: HTTP 400 (spurious 'ISO 8601 format')")
+            raise errors.BadRequestError(400, url, f"{url}: HTTP 400 Bad Request: {body.strip()[:200]}")
+        if status == 401:
+            raise errors.UnauthorizedError(401, url, f"{url}: HTTP 401 Unauthorized")
+        if status == 403:
+            raise errors.ForbiddenError(
+                403,
+                url,
+                f"{url}: HTTP 403 Forbidden: the key has no access to this exchange or period, or unauthenticated "
+                "requests are being rate limited. Check the subscription of TARDIS_API_KEY.",
+            )
+        if status == 404:
+            raise errors.NotFoundError(
+                404,
+                url,
+                f"{url}: HTTP 404 Not Found: the exchange, data type or symbol does not exist. "
+                "Check them against https://api.tardis.dev/v1/exchanges/<exchange> (datasets.symbols).",
+            )
+        raise errors.TardisHTTPError(status, url, f"{url}: HTTP {status}: {body.strip()[:200]}")
+
+    def _auth_message(self, status: int, url: str, day: dt.date) -> str:
+        if not self._api_key and day.day != 1:
+            return (
+                f"{url}: HTTP 401: {day:%Y-%m-%d} needs an API key; without one only the first day of each month "
+                "is free. Set TARDIS_API_KEY to your Tardis.dev key, or pick a first-of-month day."
+            )
+        if not self._api_key:
+            return f"{url}: HTTP 401 Unauthorized without an API key. Set TARDIS_API_KEY."
+        return (
+            f"{url}: HTTP 401 Unauthorized: TARDIS_API_KEY was rejected (wrong, expired, or without access to "
+            "this exchange or date). Check the key and its subscription."
+        )

@@ -1,0 +1,266 @@
+"""A rate limiter shared by every thread, process and run on the machine.
+
+Token bucket (rate + burst) with reservations, a cap on requests in flight, a shared pause when the server
+throttles (429 / Retry-After) and AIMD adaptation: the rate halves on a throttle and recovers additively once
+the server has been quiet. The state lives behind `LimiterBackend`: SQLite for one machine, in memory for one
+process; a Redis or Postgres backend only has to implement `transact`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_HOST = socket.gethostname()
+
+
+@dataclass(frozen=True)
+class LimiterConfig:
+    """Limits applied to one limiter key."""
+
+    rate: float = 20.0  # requests per second, the ceiling AIMD recovers to
+    burst: int = 20  # tokens that may accumulate while idle
+    max_in_flight: int = 8  # requests started and not yet finished, machine-wide
+    min_rate: float = 0.2  # AIMD never goes below this
+    decrease_factor: float = 0.5  # multiplicative decrease on a throttle
+    decrease_cooldown: float = 1.0  # one burst of 429s halves the rate once
+    quiet_seconds: float = 5.0  # no recovery until this long after the last throttle
+    recovery_fraction_per_second: float = 0.05  # additive recovery: this fraction of `rate` per second
+    lease_ttl: float = 6 * 3600.0  # a lease older than this is reclaimed (a lost process on another host)
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0 or self.burst < 1 or self.max_in_flight < 1:
+            raise ValueError(
+                f"Invalid rate limiter settings rate={self.rate}, burst={self.burst}, "
+                f"max_in_flight={self.max_in_flight}: rate must be > 0, burst and max_in_flight >= 1."
+            )
+
+
+@dataclass
+class LimiterState:
+    """The shared state of one limiter key."""
+
+    tokens: float
+    updated: float
+    rate: float
+    paused_until: float = 0.0
+    last_throttle: float = 0.0
+    leases: dict[str, list] = field(default_factory=dict)  # id -> [pid, host, started]
+    granted: int = 0
+    throttles: int = 0
+
+    @classmethod
+    def fresh(cls, config: LimiterConfig, now: float) -> LimiterState:
+        """Return the state of a limiter that has never been used."""
+        return cls(tokens=float(config.burst), updated=now, rate=config.rate)
+
+
+class LimiterBackend(ABC):
+    """Storage of limiter states that runs a function on one state atomically."""
+
+    @abstractmethod
+    def transact(self, key: str, fn: Callable[[LimiterState | None], tuple[LimiterState, T]]) -> T:
+        """Atomically read the state of `key`, apply `fn`, store the new state and return fn's result."""
+
+
+class MemoryBackend(LimiterBackend):
+    """State shared by the threads of one process only (tests, notebooks)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[str, LimiterState] = {}
+
+    def transact(self, key: str, fn: Callable[[LimiterState | None], tuple[LimiterState, T]]) -> T:
+        """Apply `fn` under a process-wide lock."""
+        with self._lock:
+            state, result = fn(self._states.get(key))
+            self._states[key] = state
+            return result
+
+
+class SQLiteBackend(LimiterBackend):
+    """State in a SQLite file, shared by every process on the machine (BEGIN IMMEDIATE serialises writers)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connect() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS limiter (key TEXT PRIMARY KEY, state TEXT NOT NULL)")
+
+    def _connect(self) -> sqlite3.Connection:
+        # One connection per thread and process: a connection must not cross a fork.
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+        return conn
+
+    def transact(self, key: str, fn: Callable[[LimiterState | None], tuple[LimiterState, T]]) -> T:
+        """Apply `fn` inside a BEGIN IMMEDIATE transaction on the shared file."""
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT state FROM limiter WHERE key = ?", (key,)).fetchone()
+            state = LimiterState(**json.loads(row[0])) if row else None
+            new_state, result = fn(state)
+            conn.execute(
+                "INSERT INTO limiter (key, state) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET state = excluded.state",
+                (key, json.dumps(asdict(new_state))),
+            )
+            conn.execute("COMMIT")
+            return result
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+@dataclass(frozen=True)
+class Permit:
+    """A granted request slot; give it back with `RateLimiter.release`."""
+
+    lease_id: str
+    waited_seconds: float
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RateLimiter:
+    """Shared token bucket + in-flight cap + throttle pause + AIMD, keyed by e.g. the API host."""
+
+    def __init__(self, backend: LimiterBackend, key: str, config: LimiterConfig | None = None) -> None:
+        self.backend = backend
+        self.key = key
+        self.config = config or LimiterConfig()
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(key={self.key!r}, backend={type(self.backend).__name__}, config={self.config})"
+
+    # -- pure state transitions -------------------------------------------------------------------------
+
+    def _refreshed(self, state: LimiterState | None, now: float) -> LimiterState:
+        cfg = self.config
+        if state is None:
+            return LimiterState.fresh(cfg, now)
+        elapsed = max(0.0, now - state.updated)
+        # Additive recovery, only for the part of `elapsed` in the quiet period that follows the last
+        # throttle and the pause it caused.
+        quiet_from = max(state.last_throttle, state.paused_until) + cfg.quiet_seconds
+        quiet_elapsed = max(0.0, now - max(quiet_from, state.updated))
+        state.rate = min(cfg.rate, state.rate + cfg.rate * cfg.recovery_fraction_per_second * quiet_elapsed)
+        state.rate = max(cfg.min_rate, state.rate)
+        state.tokens = min(float(cfg.burst), state.tokens + elapsed * state.rate)
+        state.updated = now
+        for lease_id, (pid, host, started) in list(state.leases.items()):
+            lost = host == _HOST and not _pid_alive(pid)
+            if lost or now - started > cfg.lease_ttl:
+                del state.leases[lease_id]
+        return state
+
+    def _try_acquire(self, now: float) -> Callable[[LimiterState | None], tuple[LimiterState, tuple]]:
+        def step(current: LimiterState | None) -> tuple[LimiterState, tuple]:
+            state = self._refreshed(current, now)
+            if now < state.paused_until:
+                return state, ("wait", state.paused_until - now)
+            if len(state.leases) >= self.config.max_in_flight:
+                return state, ("wait", None)
+            state.tokens -= 1.0
+            lease_id = uuid.uuid4().hex
+            state.leases[lease_id] = [os.getpid(), _HOST, now]
+            state.granted += 1
+            # A negative balance is a reservation: this request may start once it is paid back.
+            return state, ("granted", lease_id, max(0.0, -state.tokens / state.rate))
+
+        return step
+
+    # -- public API -------------------------------------------------------------------------------------
+
+    def acquire(self) -> Permit:
+        """Block until a request may start; return a permit that records how long it waited."""
+        started = time.monotonic()
+        poll = 0.005
+        while True:
+            outcome = self.backend.transact(self.key, self._try_acquire(time.time()))
+            if outcome[0] == "granted":
+                _, lease_id, delay = outcome
+                if delay > 0:
+                    time.sleep(delay)
+                self._wait_out_pause()
+                return Permit(lease_id, time.monotonic() - started)
+            delay = outcome[1]
+            if delay is None:  # in-flight cap reached: poll with jitter, backing off a little
+                delay = poll * (0.5 + random.random())
+                poll = min(poll * 1.5, 0.1)
+            time.sleep(delay)
+
+    def _wait_out_pause(self) -> None:
+        while True:
+            now = time.time()
+
+            def step(current: LimiterState | None, now: float = now) -> tuple[LimiterState, float]:
+                state = self._refreshed(current, now)
+                return state, state.paused_until
+
+            remaining = self.backend.transact(self.key, step) - now
+            if remaining <= 0:
+                return
+            time.sleep(remaining)
+
+    def release(self, permit: Permit, *, throttled: bool = False, pause_seconds: float = 0.0) -> None:
+        """Give the permit back; on a throttle, pause everyone and cut the rate (AIMD)."""
+        cfg = self.config
+
+        def step(current: LimiterState | None) -> tuple[LimiterState, None]:
+            now = time.time()
+            state = self._refreshed(current, now)
+            state.leases.pop(permit.lease_id, None)
+            if throttled:
+                state.throttles += 1
+                state.paused_until = max(state.paused_until, now + pause_seconds)
+                state.tokens = min(state.tokens, 0.0)
+                if now - state.last_throttle >= cfg.decrease_cooldown:
+                    state.rate = max(cfg.min_rate, state.rate * cfg.decrease_factor)
+                    state.last_throttle = now
+            return state, None
+
+        self.backend.transact(self.key, step)
+
+    def snapshot(self) -> LimiterState:
+        """Return a copy of the current shared state (for metrics and tests)."""
+        now = time.time()
+
+        def step(current: LimiterState | None) -> tuple[LimiterState, LimiterState]:
+            state = self._refreshed(current, now)
+            return state, LimiterState(**json.loads(json.dumps(asdict(state))))
+
+        return self.backend.transact(self.key, step)
+
+
+def sqlite_limiter(path: Path | str, key: str, config: LimiterConfig | None = None) -> RateLimiter:
+    """Return a limiter whose state is shared through the SQLite file at `path`."""
+    return RateLimiter(SQLiteBackend(path), key, config)

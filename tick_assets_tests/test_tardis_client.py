@@ -1,0 +1,254 @@
+"""The Tardis client against the emulator: downloads, cache, every error class and every fault."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from tick_assets.emulator.faults import FaultConfig
+from tick_assets.tardis import errors
+from tick_assets.tardis.ratelimit import LimiterConfig
+from tick_assets.tardis.retry import RetryPolicy
+from tick_assets_tests.conftest import EXPORTED_UNTIL, make_client
+
+DAY = dt.date(2024, 1, 2)
+
+
+def _server_file(cache: Path, name_part: str) -> bytes:
+    matches = [p for p in cache.rglob("*.csv.gz") if name_part in str(p)]
+    assert len(matches) == 1, matches
+    return matches[0].read_bytes()
+
+
+def test_download_saves_raw_gzip_untouched(client, emulator, synth_cache, tmp_path) -> None:
+    result = client.download("binance-futures", "trades", "btcusdt", DAY)
+    assert result.path == tmp_path / "cache" / "binance-futures_trades_2024-01-02_BTCUSDT.csv.gz"
+    served = _server_file(synth_cache, "binance-futures/trades/2024-01-02_BTCUSDT")
+    assert result.path.read_bytes() == served
+    assert result.compressed_bytes == len(served)
+    text = gzip.decompress(served).decode()
+    assert result.uncompressed_bytes == len(text.encode())
+    assert text.startswith("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n")
+    assert not result.from_cache and result.attempts == 1 and not result.empty
+    assert result.url == f"{emulator.datasets_url}/binance-futures/trades/2024/01/02/BTCUSDT.csv.gz"
+    assert not list(result.path.parent.glob("*.unconfirmed"))
+
+
+def test_cache_hit_sends_no_request_and_corrupt_cache_is_replaced(client, emulator) -> None:
+    first = client.download("deribit", "quotes", "BTC-PERPETUAL", DAY)
+    before = emulator.stats["counts"]["dataset_requests"]
+    again = client.download("deribit", "quotes", "BTC-PERPETUAL", DAY)
+    assert again.from_cache and again.path == first.path
+    assert emulator.stats["counts"]["dataset_requests"] == before
+    good = first.path.read_bytes()
+    first.path.write_bytes(good[: len(good) // 2])  # a truncated file left by some other tool
+    repaired = client.download("deribit", "quotes", "BTC-PERPETUAL", DAY)
+    assert not repaired.from_cache and repaired.path.read_bytes() == good
+    assert emulator.stats["counts"]["dataset_requests"] == before + 1
+
+
+def test_an_existing_tardis_dev_download_folder_is_reused(emulator, tmp_path) -> None:
+    folder = tmp_path / "datasets"
+    folder.mkdir()
+    # A file as the official client names it, already on disk.
+    (folder / "deribit_trades_2024-01-03_BTC-PERPETUAL.csv.gz").write_bytes(
+        gzip.compress(b"exchange,symbol\n")
+    )
+    with make_client(emulator, folder) as c:
+        result = c.download("deribit", "trades", "BTC-PERPETUAL", "2024-01-03")
+    assert result.from_cache and emulator.stats["counts"].get("dataset_requests", 0) == 0
+
+
+def test_empty_gzip_day_is_valid_no_data(start_emulator, tmp_path) -> None:
+    server = start_emulator(empty_days=frozenset({DAY}))
+    with make_client(server, tmp_path) as c:
+        result = c.download("binance-futures", "trades", "BTCUSDT", DAY)
+    assert result.empty and result.compressed_bytes > 0 and gzip.decompress(result.path.read_bytes()) == b""
+
+
+def test_first_day_of_month_is_free_without_key(emulator, tmp_path) -> None:
+    with make_client(emulator, tmp_path, api_key=None) as c:
+        assert c.download("deribit", "trades", "BTC-PERPETUAL", "2024-01-01").uncompressed_bytes > 0
+        with pytest.raises(errors.UnauthorizedError) as info:
+            c.download("deribit", "trades", "BTC-PERPETUAL", DAY)
+    message = str(info.value)
+    assert "2024-01-02 needs an API key" in message and "first day of each month" in message
+    assert "TARDIS_API_KEY" in message
+    assert emulator.stats["counts"]["status_401"] == 1  # not retried
+
+
+def test_invalid_key_is_a_clear_401_not_retried(start_emulator, tmp_path) -> None:
+    server = start_emulator(api_keys=frozenset({"the-right-key"}))
+    with (
+        make_client(server, tmp_path, api_key="a-wrong-key") as c,
+        pytest.raises(errors.UnauthorizedError) as info,
+    ):
+        c.download("deribit", "trades", "BTC-PERPETUAL", DAY)
+    assert "TARDIS_API_KEY was rejected" in str(info.value)
+    assert "a-wrong-key" not in str(info.value)
+    assert server.stats["counts"]["dataset_requests"] == 1
+
+
+@pytest.mark.parametrize(
+    ("exchange", "data_type", "symbol"),
+    [
+        ("no-such-exchange", "trades", "BTCUSDT"),
+        ("deribit", "trades", "NOPE"),
+        ("binance", "derivative_ticker", "BTCUSDT"),
+    ],
+)
+def test_404_is_not_retried_and_says_what_to_check(client, emulator, exchange, data_type, symbol) -> None:
+    with pytest.raises(errors.NotFoundError, match="404.*exchange, data type or symbol"):
+        client.download(exchange, data_type, symbol, DAY)
+    assert emulator.stats["counts"]["dataset_requests"] == 1
+    assert not list(client.cache_dir.glob("*"))
+
+
+def test_invalid_input_fails_before_any_request(client, emulator) -> None:
+    for args in [
+        ("deribit", "trade", "BTC", DAY),
+        ("deribit", "trades", "../x", DAY),
+        ("deribit", "trades", "B", "2024-1-2"),
+    ]:
+        with pytest.raises(errors.InvalidRequestError):
+            client.download(*args)
+    assert emulator.stats["counts"].get("dataset_requests", 0) == 0
+
+
+@pytest.mark.parametrize("fault", ["throttle", "server_error", "reset", "truncate", "stall"])
+def test_transient_faults_are_retried_until_the_file_is_complete(
+    start_emulator, tmp_path, synth_cache, fault
+) -> None:
+    clean = start_emulator()
+    with make_client(clean, tmp_path / "clean") as c:
+        expected = c.download("binance-futures", "book_snapshot_25", "BTCUSDT", DAY).path.read_bytes()
+    faults = FaultConfig(**{fault: 0.5}, seed=7, stall_seconds=5.0, retry_after_seconds=1)
+    server = start_emulator(faults)
+    days = [DAY + dt.timedelta(days=i) for i in range(4)]
+    with make_client(server, tmp_path / "faulty", read_timeout=0.5) as c:
+        results = [c.download("binance-futures", "book_snapshot_25", "BTCUSDT", d) for d in days]
+    assert results[0].path.read_bytes() == expected
+    for r in results:
+        gzip.decompress(r.path.read_bytes())  # complete and valid
+    assert sum(r.retries for r in results) >= 1
+    assert server.stats["counts"][f"fault_{fault}"] == sum(r.retries for r in results)
+    assert not list((tmp_path / "faulty").glob("*.unconfirmed"))
+
+
+def test_429_pauses_the_shared_limiter_for_retry_after(start_emulator, tmp_path) -> None:
+    server = start_emulator(FaultConfig(throttle=0.5, seed=3, retry_after_seconds=1))
+    with make_client(server, tmp_path, limiter_config=LimiterConfig(rate=50, burst=50)) as c:
+        started = time.monotonic()
+        results = [
+            c.download("deribit", "trades", "BTC-PERPETUAL", DAY + dt.timedelta(days=i)) for i in range(4)
+        ]
+        elapsed = time.monotonic() - started
+        state = c.limiter.snapshot()
+    throttles = server.stats["counts"]["fault_throttle"]
+    assert throttles >= 1 and state.throttles == throttles
+    assert elapsed >= throttles * 0.9  # every 429 paused the limiter for Retry-After (1 s)
+    assert sum(r.limiter_wait_seconds for r in results) >= throttles * 0.9
+    assert state.rate < 50  # AIMD cut the rate
+
+
+def test_server_side_rate_limit_is_absorbed(start_emulator, tmp_path) -> None:
+    server = start_emulator(FaultConfig(rate_limit=5, rate_burst=1))
+    with make_client(server, tmp_path) as c:
+        for i in range(6):
+            c.download("deribit", "trades", "BTC-PERPETUAL", DAY + dt.timedelta(days=i))
+    assert server.stats["counts"]["rate_limited"] >= 1
+    assert server.stats["counts"]["status_200"] == 6
+
+
+def test_persistent_failure_exhausts_retries_and_leaves_nothing(start_emulator, tmp_path) -> None:
+    server = start_emulator(FaultConfig(server_error=1.0))
+    retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02)
+    with make_client(server, tmp_path, retry=retry) as c, pytest.raises(errors.RetriesExhaustedError) as info:
+        c.download("deribit", "trades", "BTC-PERPETUAL", DAY)
+    assert "failed 3 times" in str(info.value) and "HTTP 5" in str(info.value)
+    assert server.stats["counts"]["dataset_requests"] == 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_html_page_with_status_200_is_a_clear_error_not_retried(start_emulator, tmp_path) -> None:
+    server = start_emulator(FaultConfig(html=1.0))
+    with make_client(server, tmp_path) as c, pytest.raises(errors.BadContentError) as info:
+        c.download("deribit", "trades", "BTC-PERPETUAL", DAY)
+    assert "not gzip" in str(info.value) and "text/html" in str(info.value)
+    assert server.stats["counts"]["dataset_requests"] == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_redownload_keeps_the_previous_good_file(start_emulator, tmp_path) -> None:
+    good = start_emulator()
+    with make_client(good, tmp_path) as c:
+        path = c.download("deribit", "trades", "BTC-PERPETUAL", DAY).path
+    before = path.read_bytes()
+    bad = start_emulator(FaultConfig(truncate=1.0))
+    retry = RetryPolicy(max_attempts=2, base_delay=0.01)
+    with (
+        make_client(bad, tmp_path, retry=retry) as c,
+        pytest.raises(errors.RetriesExhaustedError, match="truncated|corrupt"),
+    ):
+        c.download("deribit", "trades", "BTC-PERPETUAL", DAY, force=True)
+    assert path.read_bytes() == before
+
+
+def test_exchange_details_and_availability(client, emulator) -> None:
+    details = client.exchange_details("binance-futures")
+    assert "BTCUSDT" in details.symbols and "book_snapshot_25" in details.symbols["BTCUSDT"].data_types
+    assert details.last_exported_day() == EXPORTED_UNTIL - dt.timedelta(days=1)
+    requests_before = emulator.stats["counts"]["requests"]
+    client.exchange_details("binance-futures")  # cached (TTL)
+    assert emulator.stats["counts"]["requests"] == requests_before
+    client.check_available("binance-futures", "trades", "BTCUSDT", "2024-01-31")
+    with pytest.raises(errors.UnavailableError, match="availableSince 2019-11-17"):
+        client.check_available("binance-futures", "trades", "BTCUSDT", "2019-11-16")
+    with pytest.raises(errors.UnavailableError, match="not exported yet.*06:00 UTC"):
+        client.check_available("binance-futures", "trades", "BTCUSDT", "2024-02-01")
+    with pytest.raises(errors.UnavailableError, match="no 'options_chain' dataset"):
+        client.check_available("binance-futures", "options_chain", "BTCUSDT", "2024-01-05")
+    with pytest.raises(errors.UnavailableError, match="not a dataset symbol"):
+        client.check_available("binance-futures", "trades", "DOGEUSDT", "2024-01-05")
+    with pytest.raises(errors.UnavailableError):
+        client.download("binance-futures", "trades", "BTCUSDT", "2024-02-03", check_availability=True)
+
+
+def test_percent_encoded_symbol_round_trip(client, emulator) -> None:
+    result = client.download("bitget-futures", "trades", "??USDT", DAY)
+    assert result.path.name == "bitget-futures_trades_2024-01-02_--USDT.csv.gz"
+    assert result.url.endswith("/%3F%3FUSDT.csv.gz")
+    assert ",??USDT," in gzip.decompress(result.path.read_bytes()).decode()
+
+
+def test_api_key_never_leaks(start_emulator, tmp_path, caplog) -> None:
+    secret = "tk-SECRET-9f8e7d6c5b4a"
+    server = start_emulator(FaultConfig(server_error=0.3, reset=0.2, seed=11), api_keys=frozenset({secret}))
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    with make_client(server, tmp_path / "cache", api_key=secret) as c:
+        texts.append(repr(c))
+        for i in range(3):
+            c.download("deribit", "trades", "BTC-PERPETUAL", DAY + dt.timedelta(days=i))
+        for bad in [("deribit", "trades", "NOPE", DAY), ("nope", "trades", "X", DAY)]:
+            with pytest.raises(errors.TardisError) as info:
+                c.download(*bad)
+            texts += [str(info.value), repr(info.value)]
+    with make_client(start_emulator(api_keys=frozenset({"other"})), tmp_path / "c2", api_key=secret) as c:
+        with pytest.raises(errors.UnauthorizedError) as info:
+            c.download("deribit", "trades", "BTC-PERPETUAL", DAY)
+        texts.append(str(info.value))
+    assert server.stats["counts"]["with_authorization"] >= 3  # the key was sent, as a Bearer header
+    texts += [r.getMessage() for r in caplog.records]
+    assert all(secret not in t for t in texts)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert secret.encode() not in data and secret.encode() not in (
+                gzip.decompress(data) if data[:2] == b"\x1f\x8b" else b""
+            )
