@@ -178,7 +178,7 @@ def _run_download(args: argparse.Namespace) -> int:
             data_dir() / "ratelimit.sqlite",
             key=datasets_url.split("//", 1)[-1].split("/", 1)[0],
             config=LimiterConfig(
-                rate=args.rate, burst=max(1, int(args.rate)), max_in_flight=args.concurrency
+                rate=args.rate, burst=max(1, int(args.rate // 4)), max_in_flight=args.concurrency
             ),
         )
         client = stack.enter_context(

@@ -32,15 +32,15 @@ def start_emulator(synth_cache: Path) -> Iterator[Callable[..., EmulatorServer]]
     servers: list[EmulatorServer] = []
 
     def start(faults: FaultConfig | None = None, **overrides) -> EmulatorServer:
-        config = EmulatorConfig(
-            host="127.0.0.1",
-            port=0,
-            cache_dir=synth_cache,
-            scale=TEST_SCALE,
-            exported_until=EXPORTED_UNTIL,
-            faults=faults or FaultConfig(),
-            **overrides,
-        )
+        settings = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "cache_dir": synth_cache,
+            "scale": TEST_SCALE,
+            "exported_until": EXPORTED_UNTIL,
+            "faults": faults or FaultConfig(),
+        }
+        config = EmulatorConfig(**{**settings, **overrides})
         server = EmulatorServer(config).start()
         servers.append(server)
         return server

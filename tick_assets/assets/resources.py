@@ -20,7 +20,7 @@ class TardisResource(dg.ConfigurableResource):
     api_url: str = settings.api_url()
     data_dir: str = str(settings.data_dir())
     requests_per_second: float = 20.0
-    burst: int = 20
+    burst: int = 5
     max_in_flight: int = 8
     max_attempts: int = 10
     connect_timeout_seconds: float = 10.0

@@ -32,7 +32,7 @@ class LimiterConfig:
     """Limits applied to one limiter key."""
 
     rate: float = 20.0  # requests per second, the ceiling AIMD recovers to
-    burst: int = 20  # tokens that may accumulate while idle
+    burst: int = 5  # tokens that may accumulate while idle (keep below the server's own burst)
     max_in_flight: int = 8  # requests started and not yet finished, machine-wide
     min_rate: float = 0.2  # AIMD never goes below this
     decrease_factor: float = 0.5  # multiplicative decrease on a throttle

@@ -1,0 +1,418 @@
+"""Tests of the synthetic market generator (tick_assets.emulator.synth) and the Tardis CSV writer (csvout)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import gzip
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from tick_assets.emulator import catalog, csvout, synth
+from tick_assets.tardis import datatypes
+
+DAY = dt.date(2024, 3, 1)
+US_PER_DAY = 86_400_000_000
+T0 = int(dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000
+
+SYMBOLS = [
+    ("binance-futures", "BTCUSDT"),
+    ("deribit", "BTC-PERPETUAL"),
+    ("bitmex", "XBTUSD"),
+    ("binance", "BTCUSDT"),
+    ("bitget-futures", "??USDT"),
+]
+NUMBER_RE = re.compile(r"^-?(0|[1-9]\d*)(\.\d*[1-9])?$")  # shortest form: no exponent, no trailing zeros
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _spec(exchange: str, symbol: str) -> catalog.SymbolSpec:
+    spec = catalog.CATALOG[exchange].symbol(symbol)
+    assert spec is not None
+    return spec
+
+
+def _write(
+    tmp_path: Path, exchange: str, symbol: str, data_type: str, scale: int, day: dt.date = DAY
+) -> bytes:
+    path = tmp_path / f"{exchange}_{data_type}_{day}_{symbol.replace('?', '_')}_{scale}.csv.gz"
+    rows = synth.write_dataset(exchange, symbol, data_type, day, scale, path)
+    data = path.read_bytes()
+    text = gzip.decompress(data)
+    assert text.count(b"\n") == rows + 1
+    return data
+
+
+def _table(
+    exchange: str, symbol: str, data_type: str, scale: int, day: dt.date = DAY
+) -> dict[str, np.ndarray]:
+    t = synth.generate_table(exchange, symbol, data_type, day, scale)
+    return {name: t.column(name).to_numpy(zero_copy_only=False) for name in t.column_names}
+
+
+def _levels(snap: dict[str, np.ndarray], depth: int) -> tuple[np.ndarray, ...]:
+    """(ask prices, ask amounts, bid prices, bid amounts), each (rows, depth)."""
+    return tuple(
+        np.stack([snap[f"{side}[{k}].{what}"] for k in range(depth)], axis=1)
+        for side, what in (("asks", "price"), ("asks", "amount"), ("bids", "price"), ("bids", "amount"))
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# file format
+
+
+@pytest.mark.parametrize(("exchange", "symbol"), SYMBOLS)
+def test_file_format_matches_tardis(tmp_path: Path, exchange: str, symbol: str) -> None:
+    for data_type in _spec(exchange, symbol).data_types:
+        raw = gzip.decompress(_write(tmp_path, exchange, symbol, data_type, 300))
+        assert raw.endswith(b"\n")
+        assert b"\r" not in raw and b'"' not in raw
+        text = raw.decode()
+        lines = text[:-1].split("\n")
+        assert lines[0] == datatypes.header_line(data_type)
+        assert len(lines) > 1
+        kinds = [kind for _, kind in datatypes.SCHEMAS[data_type]]
+        names = datatypes.columns(data_type)
+        for line in lines[1:]:
+            cells = line.split(",")
+            assert len(cells) == len(kinds), line
+            assert cells[0] == exchange and cells[1] == symbol
+            for name, kind, cell in zip(names, kinds, cells, strict=True):
+                if cell == "":
+                    continue
+                if kind in ("DOUBLE", "BIGINT"):
+                    assert NUMBER_RE.match(cell), f"{data_type}.{name}: {cell!r}"
+                    assert "nan" not in cell.lower() and "e" not in cell.lower()
+                elif kind == "BOOLEAN":
+                    assert cell in ("true", "false")
+
+
+@pytest.mark.parametrize(
+    "data_type", ["book_snapshot_25", "incremental_book_L2", "trades", "derivative_ticker"]
+)
+def test_file_round_trips_to_the_table(tmp_path: Path, data_type: str) -> None:
+    raw = gzip.decompress(_write(tmp_path, "deribit", "ETH-PERPETUAL", data_type, 400))
+    types = {name: pa.string() for name, kind in datatypes.SCHEMAS[data_type] if kind == "VARCHAR"}
+    parsed = pacsv.read_csv(io.BytesIO(raw), convert_options=pacsv.ConvertOptions(column_types=types))
+    table = synth.generate_table("deribit", "ETH-PERPETUAL", data_type, DAY, 400)
+    assert parsed.column_names == table.column_names
+    for name in table.column_names:
+        want = table.column(name)
+        got = parsed.column(name).cast(want.type)
+        assert got.equals(want), name
+
+
+@pytest.mark.parametrize(
+    "data_type", ["book_snapshot_25", "incremental_book_L2", "trades", "derivative_ticker"]
+)
+def test_deterministic_bytes_and_days_differ(tmp_path: Path, data_type: str) -> None:
+    runs = []
+    for name, day in (("a", DAY), ("b", DAY), ("c", DAY + dt.timedelta(days=1))):
+        (tmp_path / name).mkdir()
+        synth._market.cache_clear()  # regenerate from scratch, not from the cache
+        runs.append(_write(tmp_path / name, "binance-futures", "BTCUSDT", data_type, 500, day))
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+    assert runs[0] != _write(tmp_path, "binance-futures", "BTCUSDT", data_type, 501)
+
+
+def test_chunking_does_not_change_output() -> None:
+    for data_type in ("book_snapshot_25", "book_snapshot_5", "quotes", "incremental_book_L2"):
+        whole = pa.concat_tables(synth.iter_tables("bitmex", "XBTUSD", data_type, DAY, 1500))
+        chunked = pa.concat_tables(
+            synth.iter_tables("bitmex", "XBTUSD", data_type, DAY, 1500, chunk_events=97)
+        )
+        assert whole.equals(chunked), data_type
+
+
+@pytest.mark.parametrize("scale", [1, 2, 50])
+def test_tiny_scales_work(tmp_path: Path, scale: int) -> None:
+    for data_type in _spec("deribit", "BTC-PERPETUAL").data_types:
+        table = synth.generate_table("deribit", "BTC-PERPETUAL", data_type, DAY, scale)
+        assert table.num_rows >= 1
+        assert table.column_names == list(datatypes.columns(data_type))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# timestamps and schema
+
+
+@pytest.mark.parametrize(("exchange", "symbol"), SYMBOLS[:4])
+def test_timestamps_ordered_and_inside_the_day(exchange: str, symbol: str) -> None:
+    for data_type in _spec(exchange, symbol).data_types:
+        t = _table(exchange, symbol, data_type, 1000)
+        local, ts = t["local_timestamp"], t["timestamp"]
+        assert local.dtype == np.int64 and ts.dtype == np.int64
+        assert np.all(np.diff(local) >= 0), data_type
+        assert np.all(np.diff(ts) >= 0), data_type
+        assert np.all(local >= ts), data_type
+        assert ts.min() >= T0 and local.max() < T0 + US_PER_DAY, data_type
+        if data_type != "incremental_book_L2":  # L2 rows of one message share the local timestamp
+            assert np.all(np.diff(local) > 0), data_type
+
+
+def test_column_types() -> None:
+    t = synth.generate_table("binance-futures", "BTCUSDT", "incremental_book_L2", DAY, 200)
+    assert t.schema.field("is_snapshot").type == pa.bool_()
+    assert t.schema.field("side").type == pa.string()
+    assert t.schema.field("price").type == pa.float64()
+    d = synth.generate_table("deribit", "BTC-PERPETUAL", "derivative_ticker", DAY, 200)
+    assert d.schema.field("funding_timestamp").type == pa.int64()
+    assert d.schema.field("predicted_funding_rate").type == pa.float64()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the book
+
+
+@pytest.mark.parametrize(("exchange", "symbol"), SYMBOLS[:4])
+def test_book_snapshot_25_is_a_valid_book(exchange: str, symbol: str) -> None:
+    spec = _spec(exchange, symbol)
+    snap = _table(exchange, symbol, "book_snapshot_25", 3000)
+    ap, aa, bp, ba = _levels(snap, 25)
+    assert np.all(bp[:, 0] < ap[:, 0])  # never crossed
+    assert np.all(np.diff(ap, axis=1) > 0) and np.all(np.diff(bp, axis=1) < 0)
+    assert np.all(aa > 0) and np.all(ba > 0)
+    everything = np.concatenate([ap, aa, bp, ba], axis=1)
+    assert np.all(np.any(everything[1:] != everything[:-1], axis=1))  # consecutive rows differ
+    ticks = np.concatenate([ap, bp], axis=1) * 10**spec.price_decimals / spec.tick_units
+    assert np.allclose(ticks, np.rint(ticks), rtol=0, atol=1e-6)  # on the tick grid
+    lots = np.concatenate([aa, ba], axis=1) * 10**spec.amount_decimals / spec.lot_units
+    assert np.allclose(lots, np.rint(lots), rtol=0, atol=1e-6)  # whole lots
+    rel_range = (bp[:, 0].max() - bp[:, 0].min()) / bp[0, 0]
+    assert 0.001 < rel_range < 0.1
+
+
+def test_snapshot_5_and_quotes_follow_snapshot_25() -> None:
+    snap = _table("binance-futures", "ETHUSDT", "book_snapshot_25", 3000)
+    top5 = np.concatenate(_levels(snap, 5), axis=1)
+    changed = np.concatenate([[True], np.any(top5[1:] != top5[:-1], axis=1)])
+    s5 = _table("binance-futures", "ETHUSDT", "book_snapshot_5", 3000)
+    assert np.array_equal(np.concatenate(_levels(s5, 5), axis=1), top5[changed])
+    assert np.array_equal(s5["local_timestamp"], snap["local_timestamp"][changed])
+    assert np.array_equal(s5["timestamp"], snap["timestamp"][changed])
+
+    top1 = np.stack(
+        [snap["asks[0].amount"], snap["asks[0].price"], snap["bids[0].price"], snap["bids[0].amount"]], axis=1
+    )
+    changed = np.concatenate([[True], np.any(top1[1:] != top1[:-1], axis=1)])
+    q = _table("binance-futures", "ETHUSDT", "quotes", 3000)
+    got = np.stack([q["ask_amount"], q["ask_price"], q["bid_price"], q["bid_amount"]], axis=1)
+    assert np.array_equal(got, top1[changed])
+    assert np.array_equal(q["local_timestamp"], snap["local_timestamp"][changed])
+
+
+def _replay_l2(l2: pa.Table, depth: int) -> list[tuple[int, list, list]]:
+    """Apply L2 rows group by group (plain dicts); the top `depth` per side after each group."""
+    books: dict[str, dict[float, float]] = {"bid": {}, "ask": {}}
+    out: list[tuple[int, list, list]] = []
+    rows = zip(
+        *(l2.column(c).to_pylist() for c in ("local_timestamp", "is_snapshot", "side", "price", "amount")),
+        strict=True,
+    )
+    current: int | None = None
+    prev_snapshot = False
+
+    def emit(local: int) -> None:
+        asks = sorted(books["ask"].items())[:depth]
+        bids = sorted(books["bid"].items(), reverse=True)[:depth]
+        out.append((local, asks, bids))
+
+    for local, is_snapshot, side, price, amount in rows:
+        if current is not None and local != current:
+            emit(current)
+        current = local
+        if is_snapshot and not prev_snapshot:
+            books = {"bid": {}, "ask": {}}
+        prev_snapshot = is_snapshot
+        if amount == 0:
+            del books[side][price]  # deleting a level that is not there would be a generator bug
+        else:
+            books[side][price] = amount
+    if current is not None:
+        emit(current)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("exchange", "symbol", "daily_vol"),
+    [
+        ("binance-futures", "BTCUSDT", None),  # moves mostly jump the whole 25-level window
+        ("deribit", "ETH-PERPETUAL", None),  # a mix of partial and full window shifts
+        ("bitmex", "XBTUSD", 0.0002),  # moves of a tick or two, spread-only and no-op moves
+    ],
+)
+def test_l2_replay_reproduces_book_snapshot_25(
+    monkeypatch: pytest.MonkeyPatch, exchange: str, symbol: str, daily_vol: float | None
+) -> None:
+    if daily_vol is not None:
+        monkeypatch.setattr(synth, "_DAILY_VOL", daily_vol)
+        monkeypatch.setattr(synth, "_market", functools.lru_cache(maxsize=2)(synth._market.__wrapped__))
+    l2 = synth.generate_table(exchange, symbol, "incremental_book_L2", DAY, 2000)
+    snap = _table(exchange, symbol, "book_snapshot_25", 2000)
+    sides = l2.column("side").to_pylist()
+    assert set(sides) == {"bid", "ask"}
+    snapshot_flags = np.asarray(l2.column("is_snapshot").to_pylist())
+    assert snapshot_flags[:50].all() and not snapshot_flags[50:].any()
+    replayed = _replay_l2(l2, 25)
+    ap, aa, bp, ba = _levels(snap, 25)
+    assert len(replayed) == len(snap["local_timestamp"])
+    for i, (local, asks, bids) in enumerate(replayed):
+        assert local == snap["local_timestamp"][i]
+        assert asks == list(zip(ap[i].tolist(), aa[i].tolist(), strict=True)), i
+        assert bids == list(zip(bp[i].tolist(), ba[i].tolist(), strict=True)), i
+    ts = l2.column("timestamp").to_numpy()
+    lt = l2.column("local_timestamp").to_numpy()
+    starts = np.concatenate([[True], lt[1:] != lt[:-1]])
+    assert np.array_equal(ts[starts], snap["timestamp"])  # one group per snapshot row, same timestamps
+
+
+# ----------------------------------------------------------------------------------------------------------
+# trades, ticker, liquidations
+
+
+def _book_in_force(snap: dict[str, np.ndarray], local: np.ndarray) -> np.ndarray:
+    idx = np.searchsorted(snap["local_timestamp"], local, side="right") - 1
+    assert np.all(idx >= 0)
+    return idx
+
+
+@pytest.mark.parametrize(("exchange", "symbol"), SYMBOLS[:4])
+def test_trades_at_the_touch(exchange: str, symbol: str) -> None:
+    snap = _table(exchange, symbol, "book_snapshot_25", 3000)
+    tr = _table(exchange, symbol, "trades", 3000)
+    assert len(tr["price"]) == 1000
+    idx = _book_in_force(snap, tr["local_timestamp"])
+    buy = tr["side"] == "buy"
+    assert set(tr["side"]) == {"buy", "sell"}
+    assert np.array_equal(tr["price"][buy], snap["asks[0].price"][idx[buy]])
+    assert np.array_equal(tr["price"][~buy], snap["bids[0].price"][idx[~buy]])
+    assert np.all(tr["amount"] > 0)
+
+
+def test_trade_ids() -> None:
+    bitmex = _table("bitmex", "XBTUSD", "trades", 600)
+    assert all(UUID_RE.match(i) for i in bitmex["id"])
+    assert len(set(bitmex["id"])) == len(bitmex["id"])
+    binance = _table("binance-futures", "BTCUSDT", "trades", 600)
+    ids = np.array([int(i) for i in binance["id"]])
+    assert np.all(np.diff(ids) > 0)
+    next_day = _table("binance-futures", "BTCUSDT", "trades", 600, DAY + dt.timedelta(days=1))
+    assert int(next_day["id"][0]) > ids[-1]
+
+
+def test_derivative_ticker() -> None:
+    deribit = synth.generate_table("deribit", "BTC-PERPETUAL", "derivative_ticker", DAY, 1000)
+    assert deribit.num_rows == 100
+    assert deribit.column("funding_timestamp").null_count == deribit.num_rows
+    assert deribit.column("predicted_funding_rate").null_count == deribit.num_rows
+    for name in ("funding_rate", "open_interest", "last_price", "index_price", "mark_price"):
+        assert deribit.column(name).null_count == 0
+
+    t = _table("binance-futures", "BTCUSDT", "derivative_ticker", 1000)
+    snap = _table("binance-futures", "BTCUSDT", "book_snapshot_25", 1000)
+    idx = _book_in_force(snap, t["local_timestamp"])
+    mid = (snap["asks[0].price"][idx] + snap["bids[0].price"][idx]) / 2
+    for name in ("mark_price", "index_price"):
+        assert np.all(np.abs(t[name] / mid - 1) < 0.002), name
+    assert np.all(np.abs(t["last_price"] / mid - 1) < 0.01)
+    period = 8 * 3600 * 1_000_000
+    assert np.array_equal(t["funding_timestamp"], (t["timestamp"] // period + 1) * period)
+    assert np.all((t["funding_rate"] > 1e-5) & (t["funding_rate"] < 1e-3))
+    assert np.all((t["open_interest"] > 0) & (t["open_interest"] < 1e9))
+    tr = _table("binance-futures", "BTCUSDT", "trades", 1000)
+    last = np.searchsorted(tr["local_timestamp"], t["local_timestamp"], side="right") - 1
+    traded = last >= 0
+    assert np.array_equal(t["last_price"][traded], tr["price"][last[traded]])
+
+
+def test_liquidations() -> None:
+    deribit = synth.generate_table("deribit", "BTC-PERPETUAL", "liquidations", DAY, 2000)
+    assert deribit.num_rows == 10
+    assert deribit.column("id").null_count == deribit.num_rows
+    liq = _table("binance-futures", "BTCUSDT", "liquidations", 2000)
+    snap = _table("binance-futures", "BTCUSDT", "book_snapshot_25", 2000)
+    idx = _book_in_force(snap, liq["local_timestamp"])
+    buy = liq["side"] == "buy"
+    assert np.all(liq["price"][buy] > snap["asks[0].price"][idx[buy]])
+    assert np.all(liq["price"][~buy] < snap["bids[0].price"][idx[~buy]])
+    assert all(i.isdigit() for i in liq["id"])
+
+
+def test_days_join_up() -> None:
+    today = _table("binance-futures", "BTCUSDT", "book_snapshot_25", 400)
+    tomorrow = _table("binance-futures", "BTCUSDT", "book_snapshot_25", 400, DAY + dt.timedelta(days=1))
+    assert today["bids[0].price"][-1] == tomorrow["bids[0].price"][0]
+    other = _table("deribit", "BTC-PERPETUAL", "book_snapshot_25", 400)
+    assert abs(other["bids[0].price"][0] / today["bids[0].price"][0] - 1) < 0.001  # one BTC price
+
+
+# ----------------------------------------------------------------------------------------------------------
+# errors and csvout
+
+
+@pytest.mark.parametrize(
+    ("exchange", "symbol", "data_type"),
+    [
+        ("binance", "BTCUSDT", "derivative_ticker"),  # spot: no derivative data
+        ("bitget-futures", "??USDT", "quotes"),
+        ("binance-futures", "BTCUSDT", "book_ticker"),
+        ("binance-futures", "BTCUSDT", "options_chain"),
+        ("binance-futures", "NOPE", "trades"),
+        ("nope", "BTCUSDT", "trades"),
+    ],
+)
+def test_unknown_requests_raise(tmp_path: Path, exchange: str, symbol: str, data_type: str) -> None:
+    with pytest.raises(ValueError):
+        synth.generate_table(exchange, symbol, data_type, DAY, 100)
+    with pytest.raises(ValueError):
+        synth.write_dataset(exchange, symbol, data_type, DAY, 100, tmp_path / "x.csv.gz")
+    assert not list(tmp_path.iterdir())
+
+
+def test_bad_scale_raises() -> None:
+    with pytest.raises(ValueError):
+        synth.generate_table("binance-futures", "BTCUSDT", "trades", DAY, 0)
+
+
+def test_empty_gzip(tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv.gz"
+    csvout.write_empty(path)
+    assert gzip.decompress(path.read_bytes()) == b""
+    empty = synth.generate_table("bitmex", "XBTUSD", "trades", DAY, 100).slice(0, 0)
+    assert csvout.write_table(tmp_path / "t.csv.gz", "trades", empty) == 0
+    assert gzip.decompress((tmp_path / "t.csv.gz").read_bytes()) == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv.gz", "t.csv.gz"]  # no temp files left
+
+
+def test_csvout_writes_tardis_lines(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "exchange": ["deribit", "deribit"],
+            "symbol": ["BTC-PERPETUAL", "BTC-PERPETUAL"],
+            "timestamp": pa.array([1, 2], pa.int64()),
+            "local_timestamp": pa.array([3, 4], pa.int64()),
+            "id": pa.array([None, "7"], pa.string()),
+            "side": ["buy", "sell"],
+            "price": [9682.0, 0.001],
+            "amount": pa.array([None, 42123.4], pa.float64()),
+        }
+    )
+    path = tmp_path / "t.csv.gz"
+    assert csvout.write_table(path, "trades", table, compresslevel=1) == 2
+    assert gzip.decompress(path.read_bytes()) == (
+        b"exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
+        b"deribit,BTC-PERPETUAL,1,3,,buy,9682,\n"
+        b"deribit,BTC-PERPETUAL,2,4,7,sell,0.001,42123.4\n"
+    )
+    with pytest.raises(ValueError):
+        csvout.write_table(tmp_path / "bad.csv.gz", "quotes", table)
+    assert not (tmp_path / "bad.csv.gz").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv.gz"]
