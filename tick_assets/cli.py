@@ -67,7 +67,7 @@ def _add_emulator_parser(sub: argparse._SubParsersAction) -> None:
     faults.add_argument("--fault-html", type=_probability, default=0.0, dest="html")
     faults.add_argument("--seed", type=int, default=0)
     faults.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds of injected 429s")
-    faults.add_argument("--stall-seconds", type=float, default=30.0)
+    faults.add_argument("--stall-seconds", type=float, default=90.0, help="silence of a stalled body")
     faults.add_argument(
         "--rate-limit", type=float, default=0.0, help="server-side limit in requests/s (0: none)"
     )

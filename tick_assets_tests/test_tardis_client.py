@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tick_assets.emulator.faults import FaultConfig
-from tick_assets.tardis import errors
+from tick_assets.tardis import TardisClient, errors
 from tick_assets.tardis.ratelimit import LimiterConfig
 from tick_assets.tardis.retry import RetryPolicy
 from tick_assets_tests.conftest import EXPORTED_UNTIL, make_client
@@ -252,3 +252,29 @@ def test_api_key_never_leaks(start_emulator, tmp_path, caplog) -> None:
             assert secret.encode() not in data and secret.encode() not in (
                 gzip.decompress(data) if data[:2] == b"\x1f\x8b" else b""
             )
+
+
+def test_key_with_inner_whitespace_is_rejected_without_echoing_it(tmp_path) -> None:
+    with pytest.raises(errors.InvalidRequestError) as info:
+        TardisClient(tmp_path, api_key="tk-SECRET\nmore")
+    assert "SECRET" not in str(info.value) and "TARDIS_API_KEY" in str(info.value)
+    # Surrounding whitespace (a key read from a file with a trailing newline) is simply stripped.
+    assert TardisClient(tmp_path, api_key="tk-SECRET\n").has_api_key
+
+
+def test_configuration_errors_are_not_retried(tmp_path) -> None:
+    with TardisClient(tmp_path, api_key="k", datasets_url="datasets.tardis.dev/v1") as c:
+        started = time.monotonic()
+        with pytest.raises(Exception, match="No connection adapters|Invalid URL|MissingSchema|scheme"):
+            c.download("deribit", "trades", "BTC-PERPETUAL", DAY)
+    assert time.monotonic() - started < 2
+
+
+def test_retry_after_is_clamped(tmp_path) -> None:
+    from tick_assets.tardis.retry import parse_retry_after
+
+    assert parse_retry_after("86400") == 86400
+    policy = RetryPolicy()
+    assert policy.max_retry_after == 300
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past
+    assert parse_retry_after("soon") is None

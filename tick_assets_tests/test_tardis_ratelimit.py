@@ -131,3 +131,27 @@ def test_lease_of_a_killed_process_is_reclaimed(tmp_path: Path) -> None:
     proc.wait()
     permit = limiter.acquire()  # would block forever if the dead lease were kept
     limiter.release(permit)
+
+
+def test_interrupt_while_waiting_on_a_reservation_gives_the_slot_back(monkeypatch) -> None:
+    limiter = RateLimiter(MemoryBackend(), "k", LimiterConfig(rate=1, burst=1, max_in_flight=2))
+    limiter.release(limiter.acquire())  # the burst token is spent; the next grant must wait ~1 s
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        limiter.acquire()
+    assert limiter.snapshot().leases == {}
+
+
+def test_a_stale_clock_reading_cannot_mint_tokens() -> None:
+    limiter = RateLimiter(MemoryBackend(), "k", LimiterConfig(rate=10, burst=5))
+    state = limiter.snapshot()
+    later = state.updated + 10.0
+    refreshed = limiter._refreshed(state, later)
+    refreshed.tokens = 0.0
+    # A process that read the time before waiting for the lock must not move `updated` back.
+    again = limiter._refreshed(refreshed, later - 5.0)
+    assert again.updated == later and again.tokens == 0.0

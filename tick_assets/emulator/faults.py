@@ -24,7 +24,7 @@ class FaultConfig:
     html: float = 0.0  # 200 with an HTML error page instead of gzip
     seed: int = 0
     retry_after_seconds: int = 1
-    stall_seconds: float = 30.0
+    stall_seconds: float = 90.0  # longer than the client's default 60 s read timeout
     # Server-side limit in requests/second (0 = none), enforced with a token bucket of `rate_burst`.
     rate_limit: float = 0.0
     rate_burst: int = 1

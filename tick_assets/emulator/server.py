@@ -205,6 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     # SO_LINGER 0: close sends a TCP RST, like a dropped upstream connection.
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.server.mark_reset(self.connection)
                 self.close_connection = True
                 return
             sent = self.connection.sendfile(f, 0, length)
@@ -225,6 +226,22 @@ class _Server(ThreadingHTTPServer):
         self.stopping = threading.Event()
         self._attempts: collections.Counter[str] = collections.Counter()
         self._attempts_lock = threading.Lock()
+        self._resets: set[int] = set()
+
+    def mark_reset(self, conn: socket.socket) -> None:
+        with self._attempts_lock:
+            self._resets.add(id(conn))
+
+    def shutdown_request(self, request: socket.socket) -> None:
+        # socketserver half-closes (SHUT_WR) first, which the client would see as a clean end of stream;
+        # a connection chosen for the reset fault must be closed abruptly instead.
+        with self._attempts_lock:
+            reset = id(request) in self._resets
+            self._resets.discard(id(request))
+        if reset:
+            self.close_request(request)
+        else:
+            super().shutdown_request(request)
 
     def next_attempt(self, path: str) -> int:
         with self._attempts_lock:

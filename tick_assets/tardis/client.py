@@ -40,7 +40,18 @@ T = TypeVar("T")
 
 _CHUNK = 1 << 20
 USER_AGENT = f"tick-assets/{__version__} (+tardis-dev compatible)"
-_NETWORK_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
+# Failures of the connection or the transfer; configuration errors (InvalidURL, MissingSchema, ...) and local
+# disk errors are not in this list, so they fail at once instead of being retried.
+_NETWORK_ERRORS = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.ReadTimeoutError,
+    urllib3.exceptions.NewConnectionError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 @dataclass(frozen=True)
@@ -107,12 +118,19 @@ class TardisClient:
         retry: RetryPolicy | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        attempt_timeout: float = 1800.0,
         metadata_ttl_seconds: float = 3600.0,
         pool_size: int = 32,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.cache_dir = Path(cache_dir)
-        self._api_key = api_key or None
+        api_key = (api_key or "").strip() or None
+        if api_key is not None and (any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in api_key)):
+            # Never echo the key: requests would put it in an InvalidHeader message.
+            raise errors.InvalidRequestError(
+                "TARDIS_API_KEY contains whitespace or control characters inside it; copy the key again."
+            )
+        self._api_key = api_key
         self.datasets_url = datasets_url.rstrip("/")
         self.api_url = api_url.rstrip("/")
         self.limiter = limiter or RateLimiter(
@@ -120,6 +138,7 @@ class TardisClient:
         )
         self.retry = retry or RetryPolicy()
         self.timeout = (connect_timeout, read_timeout)
+        self.attempt_timeout = attempt_timeout
         self.metadata_ttl_seconds = metadata_ttl_seconds
         self._sleep = sleep
         self._rng = random.Random()
@@ -218,8 +237,13 @@ class TardisClient:
                 expected = resp.headers.get("Content-Length")
                 encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
                 written = 0
+                deadline = time.monotonic() + self.attempt_timeout
                 with open(tmp, "wb") as out:
                     for chunk in resp.raw.stream(_CHUNK, decode_content=False):
+                        if time.monotonic() > deadline:  # a trickling body never trips the read timeout
+                            raise errors.TransientError(
+                                f"{url}: attempt exceeded {self.attempt_timeout:.0f}s"
+                            )
                         if written == 0 and not has_gzip_magic(chunk):
                             raise errors.BadContentError(self._bad_content_message(url, resp, chunk))
                         out.write(chunk)
@@ -292,6 +316,9 @@ class TardisClient:
 
     # -- shared request machinery ------------------------------------------------------------------------
 
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "<redacted>") if self._api_key else text
+
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
 
@@ -325,7 +352,7 @@ class TardisClient:
             except errors.TardisError:
                 raise
             except _NETWORK_ERRORS as exc:
-                last_error = errors.TransientError(f"{url}: {type(exc).__name__}: {exc}")
+                last_error = errors.TransientError(f"{url}: {type(exc).__name__}: {self._redact(str(exc))}")
             finally:
                 self.limiter.release(permit, throttled=throttled, pause_seconds=pause)
             if attempt == self.retry.max_attempts:
@@ -358,6 +385,8 @@ class TardisClient:
             return
         body = resp.text[:500] if status < 500 else ""
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        if retry_after is not None:
+            retry_after = min(retry_after, self.retry.max_retry_after)
         if status == 429:
             raise errors.TransientError(f"{url}: HTTP 429 Too Many Requests", retry_after, throttled=True)
         if status >= 500:

@@ -128,7 +128,8 @@ class SQLiteBackend(LimiterBackend):
             conn.execute("COMMIT")
             return result
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
 
@@ -167,6 +168,8 @@ class RateLimiter:
         cfg = self.config
         if state is None:
             return LimiterState.fresh(cfg, now)
+        # Another process may have written a later time while this one waited for the lock.
+        now = max(now, state.updated)
         elapsed = max(0.0, now - state.updated)
         # Additive recovery, only for the part of `elapsed` in the quiet period that follows the last
         # throttle and the pause it caused.
@@ -182,8 +185,9 @@ class RateLimiter:
                 del state.leases[lease_id]
         return state
 
-    def _try_acquire(self, now: float) -> Callable[[LimiterState | None], tuple[LimiterState, tuple]]:
+    def _try_acquire(self) -> Callable[[LimiterState | None], tuple[LimiterState, tuple]]:
         def step(current: LimiterState | None) -> tuple[LimiterState, tuple]:
+            now = time.time()  # read inside the transaction: the lock wait may have been long
             state = self._refreshed(current, now)
             if now < state.paused_until:
                 return state, ("wait", state.paused_until - now)
@@ -205,12 +209,17 @@ class RateLimiter:
         started = time.monotonic()
         poll = 0.005
         while True:
-            outcome = self.backend.transact(self.key, self._try_acquire(time.time()))
+            outcome = self.backend.transact(self.key, self._try_acquire())
             if outcome[0] == "granted":
                 _, lease_id, delay = outcome
-                if delay > 0:
-                    time.sleep(delay)
-                self._wait_out_pause()
+                try:
+                    if delay > 0:
+                        time.sleep(delay)
+                    self._wait_out_pause()
+                except BaseException:
+                    # Interrupted (Ctrl-C, run cancelled) while holding a slot: give it back.
+                    self.release(Permit(lease_id, 0.0))
+                    raise
                 return Permit(lease_id, time.monotonic() - started)
             delay = outcome[1]
             if delay is None:  # in-flight cap reached: poll with jitter, backing off a little

@@ -17,6 +17,8 @@ class RetryPolicy:
     max_delay: float = 60.0
     # Pause after a 429 that carries no Retry-After (the official clients wait ~60 s).
     throttle_delay: float = 60.0
+    # Upper bound on a server's Retry-After, so one odd header cannot pause every worker for a day.
+    max_retry_after: float = 300.0
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Delay before attempt `attempt + 1` (attempt counts from 1): capped exponential, 'equal jitter'."""
