@@ -153,7 +153,8 @@ def _run_download(args: argparse.Namespace) -> int:
 
     from tick_assets import settings
     from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
-    from tick_assets.tardis import LimiterConfig, TardisClient, TardisError, sqlite_limiter
+    from tick_assets.tardis import LimiterConfig, TardisError
+    from tick_assets.tardis.shared import shared_client
 
     days = [args.from_date + dt.timedelta(days=i) for i in range((args.to_date - args.from_date).days)]
     if not days:
@@ -174,20 +175,15 @@ def _run_download(args: argparse.Namespace) -> int:
             stack.enter_context(emu)
             datasets_url, api_url = emu.datasets_url, emu.api_url
             print(f"emulator on {emu.base_url} (scale {args.scale})")
-        limiter = sqlite_limiter(
-            data_dir() / "ratelimit.sqlite",
-            key=datasets_url.split("//", 1)[-1].split("/", 1)[0],
-            config=LimiterConfig(
-                rate=args.rate, burst=max(1, int(args.rate // 4)), max_in_flight=args.concurrency
-            ),
-        )
         client = stack.enter_context(
-            TardisClient(
-                data_dir() / "tardis",
+            shared_client(
+                data_dir(),
                 api_key=os.environ.get("TARDIS_API_KEY") or ("emulator" if args.emulator else None),
                 datasets_url=datasets_url,
                 api_url=api_url,
-                limiter=limiter,
+                limiter=LimiterConfig(
+                    rate=args.rate, burst=max(1, int(args.rate // 4)), max_in_flight=args.concurrency
+                ),
             )
         )
         started = time.monotonic()

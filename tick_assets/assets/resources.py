@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from pathlib import Path
 
 import dagster as dg
 from pydantic import PrivateAttr
 
 from tick_assets import settings
-from tick_assets.tardis import LimiterConfig, RetryPolicy, TardisClient, sqlite_limiter
+from tick_assets.tardis import LimiterConfig, RetryPolicy, TardisClient
+from tick_assets.tardis.shared import shared_client
 
 
 class TardisResource(dg.ConfigurableResource):
@@ -31,20 +31,14 @@ class TardisResource(dg.ConfigurableResource):
 
     def build_client(self) -> TardisClient:
         """Create a client whose limiter state lives in DATA_DIR/ratelimit.sqlite (shared machine-wide)."""
-        data_dir = Path(self.data_dir)
-        limiter = sqlite_limiter(
-            data_dir / "ratelimit.sqlite",
-            key=urllib.parse.urlsplit(self.datasets_url).netloc,
-            config=LimiterConfig(
-                rate=self.requests_per_second, burst=self.burst, max_in_flight=self.max_in_flight
-            ),
-        )
-        return TardisClient(
-            data_dir / "tardis",
+        return shared_client(
+            Path(self.data_dir),
             api_key=self.api_key,
             datasets_url=self.datasets_url,
             api_url=self.api_url,
-            limiter=limiter,
+            limiter=LimiterConfig(
+                rate=self.requests_per_second, burst=self.burst, max_in_flight=self.max_in_flight
+            ),
             retry=RetryPolicy(max_attempts=self.max_attempts),
             connect_timeout=self.connect_timeout_seconds,
             read_timeout=self.read_timeout_seconds,
