@@ -83,6 +83,18 @@ class DownloadResult:
         return 0.0 if self.from_cache or self.seconds <= 0 else self.compressed_bytes / 1e6 / self.seconds
 
 
+@dataclass(frozen=True)
+class _Dataset:
+    """Validated coordinates of one dataset file."""
+
+    exchange: str
+    data_type: str
+    symbol: str
+    day: dt.date
+    url: str
+    path: Path
+
+
 @dataclass
 class _Attempt:
     """Counters of one logical request across its attempts."""
@@ -172,6 +184,10 @@ class TardisClient:
 
     def resolve(self, exchange: str, data_type: str, symbol: str, day: str | dt.date) -> tuple[str, Path]:
         """Validate a dataset's coordinates and return its URL and cache path."""
+        spec = self._validated(exchange, data_type, symbol, day)
+        return spec.url, spec.path
+
+    def _validated(self, exchange: str, data_type: str, symbol: str, day: str | dt.date) -> _Dataset:
         exchange = validate_exchange(exchange)
         data_type = validate_data_type(data_type)
         symbol = validate_symbol(symbol)
@@ -179,7 +195,8 @@ class TardisClient:
         path = self.cache_dir / cache_file_name(exchange, data_type, day, symbol)
         if path.resolve().parent != self.cache_dir.resolve():
             raise errors.InvalidRequestError(f"Symbol {symbol!r} would escape the cache directory.")
-        return dataset_url(self.datasets_url, exchange, data_type, day, symbol), path
+        url = dataset_url(self.datasets_url, exchange, data_type, day, symbol)
+        return _Dataset(exchange, data_type, symbol, day, url, path)
 
     # -- downloads ---------------------------------------------------------------------------------------
 
@@ -194,8 +211,8 @@ class TardisClient:
         check_availability: bool = False,
     ) -> DownloadResult:
         """Return the verified .csv.gz of one day, from the cache if intact, else downloaded."""
-        url, path = self.resolve(exchange, data_type, symbol, day)
-        day = parse_date(day)
+        ds = self._validated(exchange, data_type, symbol, day)
+        url, path = ds.url, ds.path
         started = time.monotonic()
         if not force and path.exists():
             try:
@@ -207,14 +224,14 @@ class TardisClient:
                     path, url, info.compressed_bytes, info.uncompressed_bytes, True, 0, 0.0, 0.0
                 )
         if check_availability:
-            self.exchange_details(exchange).check_day(data_type, validate_symbol(symbol), day)
+            self.exchange_details(ds.exchange).check_day(ds.data_type, ds.symbol, ds.day)
         path.parent.mkdir(parents=True, exist_ok=True)
         counters = _Attempt()
         info = self._with_retries(
             url,
             counters,
             lambda attempt_url: self._fetch_to_file(attempt_url, path),
-            on_auth=lambda status, body: self._auth_message(status, url, day),
+            on_auth=lambda: self._auth_message(url, ds.day),
         )
         return DownloadResult(
             path=path,
@@ -302,8 +319,8 @@ class TardisClient:
 
     def check_available(self, exchange: str, data_type: str, symbol: str, day: str | dt.date) -> None:
         """Raise UnavailableError unless the day lies inside the symbol's availability and the export horizon."""
-        self.resolve(exchange, data_type, symbol, day)
-        self.exchange_details(exchange).check_day(data_type, validate_symbol(symbol), parse_date(day))
+        ds = self._validated(exchange, data_type, symbol, day)
+        self.exchange_details(ds.exchange).check_day(ds.data_type, ds.symbol, ds.day)
 
     def _fetch_json(self, url: str) -> dict:
         # The metadata API needs no key; the official client sends none.
@@ -327,7 +344,7 @@ class TardisClient:
         url: str,
         counters: _Attempt,
         fetch: Callable[[str], T],
-        on_auth: Callable[[int, str], str] | None,
+        on_auth: Callable[[], str] | None,
     ) -> T:
         last_error: Exception | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
@@ -342,7 +359,7 @@ class TardisClient:
                 return fetch(attempt_url)
             except errors.TardisHTTPError as exc:
                 if on_auth and exc.status == 401:
-                    raise errors.UnauthorizedError(401, url, on_auth(401, str(exc))) from None
+                    raise errors.UnauthorizedError(401, url, on_auth()) from None
                 raise
             except errors.TransientError as exc:
                 last_error = exc
@@ -413,7 +430,7 @@ class TardisClient:
             )
         raise errors.TardisHTTPError(status, url, f"{url}: HTTP {status}: {body.strip()[:200]}")
 
-    def _auth_message(self, status: int, url: str, day: dt.date) -> str:
+    def _auth_message(self, url: str, day: dt.date) -> str:
         if not self._api_key and day.day != 1:
             return (
                 f"{url}: HTTP 401: {day:%Y-%m-%d} needs an API key; without one only the first day of each month "
