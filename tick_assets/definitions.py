@@ -5,11 +5,33 @@ from __future__ import annotations
 import os
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
-from tick_assets.assets.resources import TardisResource
+from tick_assets import settings
+from tick_assets.assets.raw import build_raw_assets
+from tick_assets.assets.resources import LakeResource, TardisResource
+from tick_assets.assets.warehouse import build_raw_views_asset
 
 # The key itself is resolved by Dagster at run time and never appears in config shown in the UI; without
 # TARDIS_API_KEY only the first day of each month can be downloaded.
 _api_key = dg.EnvVar("TARDIS_API_KEY") if os.environ.get("TARDIS_API_KEY") else None
 
-defs = dg.Definitions(resources={"tardis": TardisResource(api_key=_api_key)})
+raw_assets = build_raw_assets(settings.raw_data_types())
+raw_views = build_raw_views_asset(raw_assets)
+
+defs = dg.Definitions(
+    assets=[*raw_assets, raw_views],
+    resources={
+        "tardis": TardisResource(api_key=_api_key),
+        "lake": LakeResource(),
+        "duckdb": DuckDBResource(database=str(settings.warehouse_path())),
+    },
+    sensors=[
+        dg.AutomationConditionSensorDefinition(
+            "tick_assets_automation",
+            target=dg.AssetSelection.all(),
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=30,
+        )
+    ],
+)

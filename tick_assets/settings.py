@@ -6,10 +6,17 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from tick_assets.tardis.datatypes import DATA_TYPES
 from tick_assets.tardis.urls import DEFAULT_API_URL, DEFAULT_DATASETS_URL
 
 DEFAULT_INSTRUMENTS = "binance-futures:BTCUSDT,deribit:BTC-PERPETUAL"
 DEFAULT_START_DATE = "2024-01-01"
+DEFAULT_DATA_TYPES = (
+    "trades,book_snapshot_25,book_snapshot_5,quotes,derivative_ticker,liquidations,incremental_book_L2"
+)
+DEFAULT_BACKFILL_DAYS_PER_RUN = 31
+# Dagster forbids these in static partition keys.
+_FORBIDDEN_KEY_CHARS = set("|[],")
 
 
 def data_dir() -> Path:
@@ -33,10 +40,13 @@ def instruments() -> list[str]:
     keys = [k.strip() for k in raw.split(",") if k.strip()]
     for key in keys:
         exchange, sep, symbol = key.partition(":")
-        if not sep or not exchange or not symbol:
+        if not sep or not exchange or not symbol or _FORBIDDEN_KEY_CHARS & set(key):
             raise ValueError(
-                f"TICK_ASSETS_INSTRUMENTS entry {key!r} is not 'exchange:SYMBOL' (e.g. binance-futures:BTCUSDT)."
+                f"TICK_ASSETS_INSTRUMENTS entry {key!r} is not 'exchange:SYMBOL' (e.g. binance-futures:BTCUSDT; "
+                "the characters | [ ] are not allowed)."
             )
+    if len(set(keys)) != len(keys) or not keys:
+        raise ValueError(f"TICK_ASSETS_INSTRUMENTS={raw!r} must list distinct instruments, at least one.")
     return keys
 
 
@@ -47,3 +57,28 @@ def start_date() -> dt.date:
         return dt.date.fromisoformat(raw)
     except ValueError:
         raise ValueError(f"TICK_ASSETS_START_DATE={raw!r} is not a date; use YYYY-MM-DD.") from None
+
+
+def warehouse_path() -> Path:
+    """The DuckDB warehouse file: DATA_DIR/warehouse.duckdb."""
+    return data_dir() / "warehouse.duckdb"
+
+
+def raw_data_types() -> list[str]:
+    """TICK_ASSETS_DATA_TYPES: the Tardis data types that get a raw/<data_type> asset."""
+    raw = os.environ.get("TICK_ASSETS_DATA_TYPES", DEFAULT_DATA_TYPES)
+    chosen = [t.strip() for t in raw.split(",") if t.strip()]
+    unknown = [t for t in chosen if t not in DATA_TYPES]
+    if unknown or not chosen:
+        raise ValueError(
+            f"TICK_ASSETS_DATA_TYPES={raw!r}: unknown {unknown}; use a comma-separated subset of {', '.join(DATA_TYPES)}."
+        )
+    return list(dict.fromkeys(chosen))
+
+
+def backfill_days_per_run() -> int:
+    """TICK_ASSETS_BACKFILL_DAYS_PER_RUN: partitions per ranged backfill run of the raw assets."""
+    raw = os.environ.get("TICK_ASSETS_BACKFILL_DAYS_PER_RUN", str(DEFAULT_BACKFILL_DAYS_PER_RUN))
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"TICK_ASSETS_BACKFILL_DAYS_PER_RUN={raw!r} must be a positive integer.")
+    return int(raw)

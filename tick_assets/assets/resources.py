@@ -1,4 +1,4 @@
-"""Dagster resources: the rate-limited Tardis client as a ConfigurableResource."""
+"""Dagster resources: the rate-limited Tardis client and the Parquet lake settings."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from tick_assets import settings
+from tick_assets.lake import ConversionOptions
 from tick_assets.tardis import LimiterConfig, RetryPolicy, TardisClient
 from tick_assets.tardis.shared import shared_client
 
@@ -57,3 +58,29 @@ class TardisResource(dg.ConfigurableResource):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The Parquet lake under DATA_DIR/lake and how csv.gz files are converted into it."""
+
+    data_dir: str = str(settings.data_dir())
+    max_parallel_conversions: int = 2
+    duckdb_threads_per_conversion: int = 1
+    duckdb_memory_limit: str = "512MB"
+    row_group_size: int = 65_536
+    zstd_level: int = 3
+
+    @property
+    def root(self) -> Path:
+        """The lake root: DATA_DIR/lake."""
+        return Path(self.data_dir) / "lake"
+
+    def conversion_options(self) -> ConversionOptions:
+        """DuckDB settings of one conversion (spill files go under the lake's _tmp folder)."""
+        return ConversionOptions(
+            threads=self.duckdb_threads_per_conversion,
+            memory_limit=self.duckdb_memory_limit,
+            row_group_size=self.row_group_size,
+            zstd_level=self.zstd_level,
+            temp_directory=self.root / "_tmp",
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -12,6 +13,7 @@ import struct
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -53,6 +55,8 @@ class _Stats:
         self.counts: collections.Counter[str] = collections.Counter()
         self.bytes_sent = 0
         self.auth_headers_seen = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     def add(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -62,9 +66,25 @@ class _Stats:
         with self._lock:
             self.bytes_sent += n
 
+    @contextlib.contextmanager
+    def in_flight_request(self) -> Iterator[None]:
+        """Track how many dataset requests are being answered at once (and the most ever)."""
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
-            return {"counts": dict(self.counts), "bytes_sent": self.bytes_sent}
+            return {
+                "counts": dict(self.counts),
+                "bytes_sent": self.bytes_sent,
+                "max_concurrent_dataset_requests": self.max_in_flight,
+            }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -118,7 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(200, body)
         m = _DATASET_RE.match(path)
         if m:
-            return self._dataset(path, m)
+            with stats.in_flight_request():
+                return self._dataset(path, m)
         self._error(404, f"Not found: {path}")
 
     def _dataset(self, path: str, m: re.Match[str]) -> None:

@@ -1,0 +1,93 @@
+"""Materialization metadata of lake partitions: sizes, timings, source, time range and a preview."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import dagster as dg
+
+from tick_assets.lake import DayResult
+from tick_assets.lake.schema import PARTITION_COLUMNS, parquet_columns
+
+
+def column_schema(data_type: str) -> dg.TableSchema:
+    """The table schema of raw.<data_type> as Dagster shows it (lake columns plus the hive `date`)."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, sql_type)
+            for name, sql_type in (*parquet_columns(data_type), *PARTITION_COLUMNS)
+        ]
+    )
+
+
+def _utc(micros: int) -> float:
+    return micros / 1e6
+
+
+def preview_markdown(columns: tuple[str, ...], rows: tuple[tuple[Any, ...], ...]) -> str:
+    """A small markdown table of the first rows."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, dt.datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return "" if value is None else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def partition_metadata(result: DayResult) -> dict[str, Any]:
+    """Everything one lake partition's materialization reports (never the API key: URLs carry none)."""
+    download, write = result.download, result.write
+    assert download is not None and write is not None
+    metadata: dict[str, Any] = {
+        "dagster/row_count": write.rows,
+        "no_data": write.empty,
+        "gzip_bytes": download.compressed_bytes,
+        "csv_bytes": download.uncompressed_bytes,
+        "parquet_bytes": write.parquet_bytes,
+        "source_url": dg.MetadataValue.url(download.url),
+        "from_cache": download.from_cache,
+        "download_seconds": round(download.seconds, 3),
+        "download_mb_per_second": round(download.mb_per_second, 2),
+        "retries": download.retries,
+        "limiter_wait_seconds": round(download.limiter_wait_seconds, 3),
+        "conversion_seconds": round(write.seconds, 3),
+        "conversion_rows_per_second": round(write.rows_per_second),
+        "path": dg.MetadataValue.path(str(write.path)),
+    }
+    if write.first_timestamp is not None and write.last_timestamp is not None:
+        metadata["first_timestamp"] = dg.MetadataValue.timestamp(_utc(write.first_timestamp))
+        metadata["last_timestamp"] = dg.MetadataValue.timestamp(_utc(write.last_timestamp))
+    if write.preview:
+        metadata["preview"] = dg.MetadataValue.md(preview_markdown(write.preview_columns, write.preview))
+    return metadata
+
+
+def describe_result(result: DayResult) -> str:
+    """One log line per partition."""
+    key = result.request.key
+    if result.error is not None:
+        return f"{key}: FAILED {type(result.error).__name__}: {result.error}"
+    assert result.download is not None and result.write is not None
+    source = "cache" if result.download.from_cache else f"{result.download.mb_per_second:.1f} MB/s"
+    if result.write.empty:
+        return f"{key}: no data (empty file from Tardis); wrote an empty partition"
+    return (
+        f"{key}: {result.write.rows:,} rows, {result.download.compressed_bytes / 1e6:.1f} MB gzip ({source}, "
+        f"{result.download.retries} retries) -> {result.write.parquet_bytes / 1e6:.1f} MB Parquet in "
+        f"{result.write.seconds:.2f} s"
+    )
+
+
+def failure_description(failed: list[DayResult], total: int) -> str:
+    """The step failure text: which partitions failed and why (each error already says what to do)."""
+    if total == 1:
+        return str(failed[0].error)
+    lines = [f"{len(failed)} of {total} partitions failed (the others were written and recorded):"]
+    lines += [f"- {r.request.key}: {type(r.error).__name__}: {r.error}" for r in failed[:20]]
+    if len(failed) > 20:
+        lines.append(f"- ... and {len(failed) - 20} more")
+    return "\n".join(lines)

@@ -1,0 +1,196 @@
+"""One Tardis .csv.gz day -> one typed zstd Parquet file, streamed through DuckDB and renamed into place."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tick_assets.lake.errors import CsvParseError, SchemaMismatchError
+from tick_assets.lake.layout import TEMP_SUFFIX
+from tick_assets.lake.schema import csv_columns_struct, empty_select, parquet_columns, quote, select_list
+from tick_assets.tardis.datatypes import columns, header_line
+
+# A crashed writer leaves a hidden temp file; one this old is certainly abandoned and gets removed.
+_STALE_TEMP_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class ConversionOptions:
+    """How DuckDB converts: its threads and memory cap per conversion, and the Parquet layout."""
+
+    # One thread is fastest here: gzip decoding is sequential, and a second thread only adds buffering.
+    threads: int = 1
+    memory_limit: str = "512MB"
+    row_group_size: int = 65_536
+    zstd_level: int = 3
+    temp_directory: Path | None = None
+    preview_rows: int = 5
+
+
+@dataclass(frozen=True)
+class PartitionWrite:
+    """What a conversion wrote and what it cost."""
+
+    path: Path
+    rows: int
+    parquet_bytes: int
+    seconds: float
+    first_timestamp: int | None
+    last_timestamp: int | None
+    preview_columns: tuple[str, ...] = ()
+    preview: tuple[tuple[Any, ...], ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        """True for a day without data (an empty partition file with the full schema)."""
+        return self.rows == 0
+
+    @property
+    def rows_per_second(self) -> float:
+        """Rows converted per second."""
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def sql_string(value: str | Path) -> str:
+    """Quote a value as a DuckDB string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def read_header(source: Path) -> str | None:
+    """Return the first line of a .csv.gz without its line break, or None for an empty file."""
+    with gzip.open(source, "rt", encoding="utf-8", newline="") as f:
+        line = f.readline()
+    return line.rstrip("\r\n") if line else None
+
+
+def check_header(source: Path, data_type: str, header: str) -> None:
+    """Raise SchemaMismatchError unless the CSV header is exactly the known one of the data type."""
+    if header == header_line(data_type):
+        return
+    got = header.split(",")
+    expected = columns(data_type)
+    missing = [c for c in expected if c not in got]
+    extra = [c for c in got if c not in expected]
+    detail = f"missing {missing}, unexpected {extra}" if missing or extra else "same columns in another order"
+    raise SchemaMismatchError(
+        f"{source.name}: the CSV header of this {data_type} file differs from the known Tardis schema ({detail}). "
+        "Tardis may have changed the format: update SCHEMAS in tick_assets/tardis/datatypes.py; nothing was written."
+    )
+
+
+def preview_columns(data_type: str, limit: int = 7) -> tuple[str, ...]:
+    """The columns shown in previews: the UTC time then the first value columns of the data type."""
+    values = [
+        c for c, _ in parquet_columns(data_type) if c not in {"exchange", "symbol"} and "timestamp" not in c
+    ]
+    return ("timestamp_utc", *values[: limit - 1])
+
+
+def _connect(options: ConversionOptions) -> duckdb.DuckDBPyConnection:
+    config: dict[str, Any] = {
+        "threads": options.threads,
+        "memory_limit": options.memory_limit,
+        "preserve_insertion_order": True,
+    }
+    if options.temp_directory is not None:
+        options.temp_directory.mkdir(parents=True, exist_ok=True)
+        config["temp_directory"] = str(options.temp_directory)
+    con = duckdb.connect(":memory:", config=config)
+    # The *_utc columns are TIMESTAMPTZ; fix the session zone so the cast never depends on the machine's TZ.
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def _copy_sql(source: Path | None, target: Path, data_type: str, options: ConversionOptions) -> str:
+    if source is None:
+        query = empty_select(data_type)
+    else:
+        query = (
+            f"SELECT {select_list(data_type)} FROM read_csv({sql_string(source)}, header = true, "
+            f"columns = {csv_columns_struct(data_type)}, auto_detect = false, compression = 'gzip', "
+            "delim = ',', quote = '\"', escape = '\"')"
+        )
+    return (
+        f"COPY ({query}) TO {sql_string(target)} (FORMAT parquet, COMPRESSION zstd, "
+        f"COMPRESSION_LEVEL {options.zstd_level}, ROW_GROUP_SIZE {options.row_group_size})"
+    )
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    cutoff = time.time() - _STALE_TEMP_SECONDS
+    for stale in folder.glob(f".*{TEMP_SUFFIX}"):
+        try:
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
+        except OSError:
+            pass
+
+
+def write_partition(
+    source: Path, dest: Path, data_type: str, options: ConversionOptions | None = None
+) -> PartitionWrite:
+    """Convert a verified Tardis .csv.gz into the Parquet file `dest`, replacing any previous one atomically.
+
+    The CSV is streamed (DuckDB read_csv -> COPY), so memory stays bounded by `options.memory_limit` whatever
+    the file size. An empty gzip (or a header-only CSV) gives an empty file with the full schema.
+    """
+    options = options or ConversionOptions()
+    started = time.perf_counter()
+    header = read_header(source)
+    if header is not None:
+        check_header(source, data_type, header)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(dest.parent)
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    shown = preview_columns(data_type)
+    try:
+        with _connect(options) as con:
+            try:
+                con.execute(_copy_sql(None if header is None else source, tmp, data_type, options))
+            except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+                raise CsvParseError(
+                    f"{source.name}: a value does not parse as its {data_type} column type "
+                    f"({str(exc).splitlines()[0]}). The download passed its gzip check, so Tardis served it like "
+                    "this; nothing was written. Report it, or delete the cached file to download it again."
+                ) from None
+            stats = con.execute(
+                f"SELECT count(*), min(timestamp), max(timestamp) FROM read_parquet({sql_string(tmp)})"
+            ).fetchone()
+            preview = con.execute(
+                f"SELECT {', '.join(quote(c) for c in shown)} FROM read_parquet({sql_string(tmp)}) "
+                f"LIMIT {options.preview_rows}"
+            ).fetchall()
+        _fsync(tmp)
+        os.replace(tmp, dest)
+        _fsync(dest.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    rows, first, last = stats if stats else (0, None, None)
+    return PartitionWrite(
+        path=dest,
+        rows=int(rows),
+        parquet_bytes=dest.stat().st_size,
+        seconds=time.perf_counter() - started,
+        first_timestamp=first,
+        last_timestamp=last,
+        preview_columns=shown,
+        preview=tuple(tuple(r) for r in preview),
+    )
