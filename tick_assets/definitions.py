@@ -8,6 +8,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from tick_assets import settings
+from tick_assets.assets.partitions import configured_partitions
 from tick_assets.assets.raw import build_raw_assets
 from tick_assets.assets.resources import LakeResource, TardisResource
 from tick_assets.assets.warehouse import build_raw_views_asset
@@ -16,7 +17,8 @@ from tick_assets.assets.warehouse import build_raw_views_asset
 # TARDIS_API_KEY only the first day of each month can be downloaded.
 _api_key = dg.EnvVar("TARDIS_API_KEY") if os.environ.get("TARDIS_API_KEY") else None
 
-raw_assets = build_raw_assets(settings.raw_data_types())
+partitions = configured_partitions()
+raw_assets = build_raw_assets(settings.raw_data_types(), partitions)
 raw_views = build_raw_views_asset(raw_assets)
 
 defs = dg.Definitions(

@@ -74,9 +74,12 @@ def instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
+PARTITIONS = build_partitions("2024-01-01", [BTC, "deribit:BTC-PERPETUAL"])
+
+
 @pytest.fixture
 def trades():
-    return build_raw_asset("trades")
+    return build_raw_asset("trades", PARTITIONS)
 
 
 def test_single_partition_writes_typed_parquet_with_metadata(instance, emulator, tmp_path, trades) -> None:
@@ -116,7 +119,7 @@ def test_single_partition_writes_typed_parquet_with_metadata(instance, emulator,
 def test_ranged_run_writes_every_day_concurrently_with_per_partition_metadata(
     instance, emulator, tmp_path
 ) -> None:
-    asset = build_raw_asset("book_snapshot_25")
+    asset = build_raw_asset("book_snapshot_25", PARTITIONS)
     result = materialize(
         instance,
         [asset],

@@ -50,3 +50,79 @@ def test_resource_downloads_in_a_run_and_keeps_the_key_out_of_events(emulator, t
     assert events and all(secret not in e for e in events)
     for path in tmp_path.rglob("*"):
         assert not path.is_file() or secret.encode() not in path.read_bytes()
+
+
+def _reloaded(monkeypatch, **env: str):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return importlib.reload(tick_assets.definitions)
+
+
+def test_assets_pools_partitions_and_backfill_policy(monkeypatch) -> None:
+    try:
+        module = _reloaded(
+            monkeypatch,
+            TICK_ASSETS_DATA_TYPES="trades,book_snapshot_25",
+            TICK_ASSETS_INSTRUMENTS="binance-futures:BTCUSDT,deribit:ETH-PERPETUAL",
+            TICK_ASSETS_START_DATE="2023-06-01",
+            TICK_ASSETS_BACKFILL_DAYS_PER_RUN="10",
+        )
+        graph = module.defs.resolve_asset_graph()
+        keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+        assert keys == {"raw/trades", "raw/book_snapshot_25", "warehouse/raw_views"}
+        trades = module.defs.resolve_assets_def(dg.AssetKey(["raw", "trades"]))
+        assert trades.op.pool == "tardis"
+        assert trades.backfill_policy == dg.BackfillPolicy.multi_run(10)
+        pdef = trades.partitions_def
+        assert pdef.get_partition_key_from_str("2023-06-01|deribit:ETH-PERPETUAL").keys_by_dimension == {
+            "date": "2023-06-01",
+            "instrument": "deribit:ETH-PERPETUAL",
+        }
+        assert pdef.get_first_partition_key() == "2023-06-01|binance-futures:BTCUSDT"
+        views = module.defs.resolve_assets_def(dg.AssetKey(["warehouse", "raw_views"]))
+        assert views.op.pool == "duckdb"
+        assert {k.to_user_string() for k in graph.get(views.key).parent_entity_keys} == {
+            "raw/trades",
+            "raw/book_snapshot_25",
+        }
+    finally:
+        for name in (
+            "TICK_ASSETS_DATA_TYPES",
+            "TICK_ASSETS_INSTRUMENTS",
+            "TICK_ASSETS_START_DATE",
+            "TICK_ASSETS_BACKFILL_DAYS_PER_RUN",
+        ):
+            monkeypatch.delenv(name)
+        importlib.reload(tick_assets.definitions)
+
+
+def test_raw_views_refresh_after_new_raw_partitions() -> None:
+    defs = tick_assets.definitions.defs
+    instance = dg.DagsterInstance.ephemeral()
+    views = dg.AssetSelection.assets(["warehouse", "raw_views"])
+    # Never built: requested once within the first two ticks (the first tick only initialises `since`).
+    tick1 = dg.evaluate_automation_conditions(defs, instance, asset_selection=views)
+    first = dg.evaluate_automation_conditions(defs, instance, asset_selection=views, cursor=tick1.cursor)
+    assert tick1.total_requested + first.total_requested == 1
+    instance.report_runless_asset_event(dg.AssetMaterialization(["warehouse", "raw_views"]))
+    quiet = dg.evaluate_automation_conditions(defs, instance, asset_selection=views, cursor=first.cursor)
+    assert quiet.total_requested == 0
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(["raw", "trades"], partition="2024-01-02|binance-futures:BTCUSDT")
+    )
+    after = dg.evaluate_automation_conditions(defs, instance, asset_selection=views, cursor=quiet.cursor)
+    assert after.total_requested == 1
+
+
+def test_instance_yaml_sets_pools_and_frees_slots_of_dead_runs(tmp_path) -> None:
+    from tick_assets.localstack import write_instance_yaml
+
+    write_instance_yaml(tmp_path)
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    try:
+        config = instance.get_concurrency_config()
+        assert config.pool_config.default_pool_limit == 1  # pool duckdb: one writer unless raised
+        assert config.pool_config.pool_granularity.value == "op"
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 300
+    finally:
+        instance.dispose()

@@ -22,7 +22,9 @@ def build_partitions(start_date: str, instruments: list[str]) -> dg.MultiPartiti
     )
 
 
-RAW_PARTITIONS = build_partitions(settings.start_date().isoformat(), settings.instruments())
+def configured_partitions() -> dg.MultiPartitionsDefinition:
+    """The partitions of TICK_ASSETS_START_DATE x TICK_ASSETS_INSTRUMENTS."""
+    return build_partitions(settings.start_date().isoformat(), settings.instruments())
 
 
 def split_instrument(instrument: str) -> tuple[str, str]:

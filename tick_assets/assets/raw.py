@@ -11,7 +11,7 @@ from tick_assets.assets.metadata import (
     failure_description,
     partition_metadata,
 )
-from tick_assets.assets.partitions import RAW_PARTITIONS, day_requests
+from tick_assets.assets.partitions import day_requests
 from tick_assets.assets.resources import LakeResource, TardisResource
 from tick_assets.lake import ingest_days
 
@@ -22,7 +22,7 @@ TARDIS_POOL = "tardis"
 
 def build_raw_asset(
     data_type: str,
-    partitions_def: dg.MultiPartitionsDefinition = RAW_PARTITIONS,
+    partitions_def: dg.MultiPartitionsDefinition,
     backfill_policy: dg.BackfillPolicy | None = None,
 ) -> dg.AssetsDefinition:
     """Build raw/<data_type>: Tardis csv.gz -> typed zstd Parquet at lake/<data_type>/exchange=/symbol=/date=/."""
@@ -82,6 +82,8 @@ def build_raw_asset(
     return raw_asset
 
 
-def build_raw_assets(data_types: Sequence[str]) -> list[dg.AssetsDefinition]:
+def build_raw_assets(
+    data_types: Sequence[str], partitions_def: dg.MultiPartitionsDefinition
+) -> list[dg.AssetsDefinition]:
     """One raw asset per enabled data type (TICK_ASSETS_DATA_TYPES)."""
-    return [build_raw_asset(t) for t in data_types]
+    return [build_raw_asset(t, partitions_def) for t in data_types]

@@ -12,7 +12,7 @@ DUCKDB_POOL = "duckdb"
 
 #: Refresh after new raw partitions land (once any backfill has finished), and build the views the first time.
 REFRESH_VIEWS = (
-    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+    (dg.AutomationCondition.missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("refresh after new raw partitions")

@@ -1,0 +1,212 @@
+"""Run a local Dagster webserver + daemon on this repository (for the demo, end-to-end tests and benchmarks).
+
+Talks to Dagster only through its command line and GraphQL API, like a user's browser or script would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TERMINAL_BACKFILL_STATUSES = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+_LAUNCH_BACKFILL = """
+mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
+  ... on InvalidSubsetError { message } ... on UnauthorizedError { message } } }
+"""
+_BACKFILL_STATUS = """
+query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  __typename ... on PartitionBackfill { status numPartitions
+    runs(limit: 1000) { id status startTime endTime tags { key value } } }
+  ... on PythonError { message } } }
+"""
+_LOCATIONS = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+  locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_instance_yaml(home: Path, template: Path = REPO_ROOT / "dagster.yaml") -> Path:
+    """Copy the repository's dagster.yaml into `home`, with instance storage under `home/storage`."""
+    config = yaml.safe_load(template.read_text())
+    config["storage"] = {"sqlite": {"base_dir": str(home / "storage")}}
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "dagster.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@dataclass
+class DagsterStack:
+    """`dagster-webserver` and `dagster-daemon` sharing one DAGSTER_HOME, bound to 127.0.0.1."""
+
+    home: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    repo_root: Path = REPO_ROOT
+    _procs: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the webserver."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, **self.env, "DAGSTER_HOME": str(self.home)}
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            args,
+            cwd=self.repo_root,
+            env=self._env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self._procs.append(proc)
+
+    def start(self, timeout: float = 180.0) -> DagsterStack:
+        """Start both processes and wait until the code location has loaded."""
+        write_instance_yaml(self.home)
+        self.port = self.port or free_port()
+        bin_dir = Path(sys.executable).parent
+        workspace = str(self.repo_root / "workspace.yaml")
+        self._spawn(
+            "webserver",
+            [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.port), "-w", workspace],
+        )
+        self._spawn("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace])
+        try:
+            self._wait_loaded(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_loaded(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = "webserver not answering"
+        while time.monotonic() < deadline:
+            for proc in self._procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"a Dagster process exited early (code {proc.returncode}); see {self.home}/*.log"
+                    )
+            try:
+                entries = self.graphql(_LOCATIONS)["workspaceOrError"]["locationEntries"]
+            except (requests.RequestException, KeyError, RuntimeError) as exc:
+                last = str(exc)
+            else:
+                errors = [e for e in entries if e["locationOrLoadError"]["__typename"] == "PythonError"]
+                if errors:
+                    raise RuntimeError(
+                        f"code location failed to load: {errors[0]['locationOrLoadError']['message']}"
+                    )
+                if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                    return
+                last = "code location loading"
+            time.sleep(0.5)
+        raise TimeoutError(f"Dagster did not come up in {timeout:.0f} s ({last}); see {self.home}/*.log")
+
+    def stop(self) -> None:
+        """Stop both processes (and their children: code servers, run workers)."""
+        for proc in self._procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self._procs.clear()
+
+    def __enter__(self) -> DagsterStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def cli(self, *args: str) -> str:
+        """Run `dagster <args>` against this instance and return its output."""
+        bin_dir = Path(sys.executable).parent
+        done = subprocess.run(
+            [str(bin_dir / "dagster"), *args],
+            cwd=self.repo_root,
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout
+
+    def set_pool_limit(self, pool: str, limit: int) -> None:
+        """`dagster instance concurrency set <pool> <limit>`."""
+        self.cli("instance", "concurrency", "set", pool, str(limit))
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST a GraphQL query; raise on transport or GraphQL errors."""
+        resp = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+        )
+        resp.raise_for_status()
+        body = resp.json()
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL error: {body['errors']}")
+        return body["data"]
+
+    def launch_backfill(
+        self, asset_paths: list[list[str]], partition_names: list[str], title: str = ""
+    ) -> str:
+        """Launch a daemon-managed asset backfill (what the UI's Materialize button does); return its id."""
+        params = {
+            "assetSelection": [{"path": p} for p in asset_paths],
+            "partitionNames": partition_names,
+            "title": title or None,
+        }
+        result = self.graphql(_LAUNCH_BACKFILL, {"p": params})["launchPartitionBackfill"]
+        if result["__typename"] != "LaunchBackfillSuccess":
+            raise RuntimeError(f"backfill was not launched: {result}")
+        return result["backfillId"]
+
+    def backfill(self, backfill_id: str) -> dict[str, Any]:
+        """Status, partition count and runs of a backfill."""
+        found = self.graphql(_BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        if found["__typename"] != "PartitionBackfill":
+            raise RuntimeError(f"backfill {backfill_id}: {found}")
+        return found
+
+    def wait_for_backfill(
+        self, backfill_id: str, timeout: float = 1800.0, poll: float = 2.0
+    ) -> dict[str, Any]:
+        """Poll until the backfill reaches a terminal status; return its final state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.backfill(backfill_id)
+            if state["status"] in TERMINAL_BACKFILL_STATUSES and not any(
+                r["status"] in {"QUEUED", "NOT_STARTED", "STARTING", "STARTED"} for r in state["runs"]
+            ):
+                return state
+            time.sleep(poll)
+        raise TimeoutError(f"backfill {backfill_id} not finished after {timeout:.0f} s")
