@@ -87,6 +87,13 @@ def main() -> None:
         f"\nbackfill {backfill_id}: {state['status']}, {state['numPartitions']} partitions, "
         f"{len(state['runs'])} runs, {wall:.1f} s from launch to the last run's end"
     )
+    starts = [r["startTime"] for r in state["runs"] if r["startTime"]]
+    ends = [r["endTime"] for r in state["runs"] if r["endTime"]]
+    if starts and ends:
+        print(
+            f"first run started {min(starts) - launched:.1f} s after launch (backfill daemon tick, queue, run "
+            f"process start); last run ended {max(ends) - launched:.1f} s after launch"
+        )
     print("| run | range | status | seconds |\n|---|---|---|---|")
     for run in sorted(state["runs"], key=lambda r: r["startTime"] or 0):
         tags = {t["key"]: t["value"] for t in run["tags"]}

@@ -77,8 +77,10 @@ def raw_data_types() -> list[str]:
 
 
 def backfill_days_per_run() -> int:
-    """TICK_ASSETS_BACKFILL_DAYS_PER_RUN: partitions per ranged backfill run of the raw assets."""
+    """TICK_ASSETS_BACKFILL_DAYS_PER_RUN: days per ranged backfill run of the raw assets (0: one run per range)."""
     raw = os.environ.get("TICK_ASSETS_BACKFILL_DAYS_PER_RUN", str(DEFAULT_BACKFILL_DAYS_PER_RUN))
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"TICK_ASSETS_BACKFILL_DAYS_PER_RUN={raw!r} must be a positive integer.")
+    if not raw.isdigit():
+        raise ValueError(
+            f"TICK_ASSETS_BACKFILL_DAYS_PER_RUN={raw!r} must be a whole number (0 = the whole range in one run)."
+        )
     return int(raw)

@@ -126,3 +126,12 @@ def test_instance_yaml_sets_pools_and_frees_slots_of_dead_runs(tmp_path) -> None
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 300
     finally:
         instance.dispose()
+
+
+def test_zero_days_per_run_means_one_run_per_range(monkeypatch) -> None:
+    from tick_assets.assets.partitions import build_partitions
+    from tick_assets.assets.raw import build_raw_asset
+
+    monkeypatch.setenv("TICK_ASSETS_BACKFILL_DAYS_PER_RUN", "0")
+    asset = build_raw_asset("trades", build_partitions("2024-01-01", ["deribit:BTC-PERPETUAL"]))
+    assert asset.backfill_policy == dg.BackfillPolicy.single_run()

@@ -66,19 +66,23 @@ def partition_metadata(result: DayResult) -> dict[str, Any]:
     return metadata
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
 def describe_result(result: DayResult) -> str:
     """One log line per partition."""
     key = result.request.key
     if result.error is not None:
         return f"{key}: FAILED {type(result.error).__name__}: {result.error}"
     assert result.download is not None and result.write is not None
-    source = "cache" if result.download.from_cache else f"{result.download.mb_per_second:.1f} MB/s"
+    source = "from cache" if result.download.from_cache else f"{result.download.mb_per_second:.2f} MB/s"
     if result.write.empty:
         return f"{key}: no data (empty file from Tardis); wrote an empty partition"
     return (
-        f"{key}: {result.write.rows:,} rows, {result.download.compressed_bytes / 1e6:.1f} MB gzip ({source}, "
-        f"{result.download.retries} retries) -> {result.write.parquet_bytes / 1e6:.1f} MB Parquet in "
-        f"{result.write.seconds:.2f} s"
+        f"{key}: {result.write.rows:,} rows, {_size(result.download.compressed_bytes)} gzip ({source}, "
+        f"{result.download.retries} retries, {result.download.limiter_wait_seconds:.2f} s limiter wait) -> "
+        f"{_size(result.write.parquet_bytes)} Parquet in {result.write.seconds:.2f} s"
     )
 
 

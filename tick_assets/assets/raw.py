@@ -26,7 +26,10 @@ def build_raw_asset(
     backfill_policy: dg.BackfillPolicy | None = None,
 ) -> dg.AssetsDefinition:
     """Build raw/<data_type>: Tardis csv.gz -> typed zstd Parquet at lake/<data_type>/exchange=/symbol=/date=/."""
-    policy = backfill_policy or dg.BackfillPolicy.multi_run(settings.backfill_days_per_run())
+    days_per_run = settings.backfill_days_per_run()
+    policy = backfill_policy or (
+        dg.BackfillPolicy.multi_run(days_per_run) if days_per_run else dg.BackfillPolicy.single_run()
+    )
 
     @dg.asset(
         name=data_type,

@@ -1,0 +1,98 @@
+"""End to end, the way users drive it: a daemon backfill over GraphQL, and the `dagster` CLI (slow)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tick_assets.lake import partition_file
+from tick_assets.localstack import REPO_ROOT, DagsterStack, write_instance_yaml
+
+pytestmark = pytest.mark.slow
+INSTRUMENTS = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
+
+
+def _env(emulator, data_dir: Path) -> dict[str, str]:
+    return {
+        "TARDIS_DATASETS_URL": emulator.datasets_url,
+        "TARDIS_API_URL": emulator.api_url,
+        "TARDIS_API_KEY": "e2e-key",
+        "TICK_ASSETS_DATA_DIR": str(data_dir),
+        "TICK_ASSETS_INSTRUMENTS": ",".join(INSTRUMENTS),
+        "TICK_ASSETS_DATA_TYPES": "trades,book_snapshot_25",
+        "TICK_ASSETS_BACKFILL_DAYS_PER_RUN": "2",
+    }
+
+
+def _served_rows(data_dir: Path, name: str) -> int:
+    with gzip.open(data_dir / "tardis" / name, "rb") as f:
+        return sum(1 for _ in f) - 1
+
+
+def test_daemon_backfill_becomes_ranged_runs_with_every_row(emulator, tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    days = ["2024-01-02", "2024-01-03", "2024-01-04"]
+    keys = [f"{d}|{inst}" for inst in INSTRUMENTS for d in days]
+    with DagsterStack(tmp_path / "home", _env(emulator, data_dir)) as stack:
+        stack.set_pool_limit("tardis", 2)
+        backfill_id = stack.launch_backfill([["raw", "trades"]], keys)
+        state = stack.wait_for_backfill(backfill_id, timeout=600)
+        # Every slot of pool `tardis` was given back when the runs ended.
+        limits = stack.cli("instance", "concurrency", "get", "--all").replace('"', "")
+        assert "tardis: 0 / 2 slots occupied" in limits
+    assert state["status"] == "COMPLETED_SUCCESS", state
+    # 2 days per run: 2 instruments x (2 + 1 days) = 4 ranged runs instead of 6 single-partition runs.
+    ranges = sorted(
+        (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"])
+        for tags in ({t["key"]: t["value"] for t in run["tags"]} for run in state["runs"])
+    )
+    assert ranges == [
+        ("2024-01-02|binance-futures:BTCUSDT", "2024-01-03|binance-futures:BTCUSDT"),
+        ("2024-01-02|deribit:BTC-PERPETUAL", "2024-01-03|deribit:BTC-PERPETUAL"),
+        ("2024-01-04|binance-futures:BTCUSDT", "2024-01-04|binance-futures:BTCUSDT"),
+        ("2024-01-04|deribit:BTC-PERPETUAL", "2024-01-04|deribit:BTC-PERPETUAL"),
+    ]
+    for inst in INSTRUMENTS:
+        exchange, symbol = inst.split(":")
+        for day in days:
+            path = partition_file(data_dir / "lake", "trades", exchange, symbol, day)
+            rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
+            assert rows == _served_rows(data_dir, f"{exchange}_trades_{day}_{symbol}.csv.gz") > 0
+
+
+def test_dagster_cli_validates_and_materializes_a_partition(emulator, tmp_path) -> None:
+    data_dir, home = tmp_path / "data", tmp_path / "home"
+    write_instance_yaml(home)
+    env = {**os.environ, **_env(emulator, data_dir), "DAGSTER_HOME": str(home)}
+    dagster = str(Path(sys.executable).parent / "dagster")
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [dagster, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    assert "All code locations passed validation" in run("definitions", "validate", "-w", "workspace.yaml")
+    key = "2024-01-05|deribit:BTC-PERPETUAL"
+    out = run(
+        "asset",
+        "materialize",
+        "-m",
+        "tick_assets.definitions",
+        "--select",
+        "raw/book_snapshot_25",
+        "--partition",
+        key,
+    )
+    assert "RUN_SUCCESS" in out
+    path = partition_file(data_dir / "lake", "book_snapshot_25", "deribit", "BTC-PERPETUAL", "2024-01-05")
+    rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
+    assert rows == _served_rows(data_dir, "deribit_book_snapshot_25_2024-01-05_BTC-PERPETUAL.csv.gz") > 0
+    assert "e2e-key" not in out
