@@ -1,4 +1,4 @@
-"""The `tick-assets` command: run the bundled Tardis emulator, download datasets."""
+"""The `tick-assets` command: run the bundled Tardis emulator, download datasets, materialize assets."""
 
 from __future__ import annotations
 
@@ -215,12 +215,90 @@ def _run_download(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _add_materialize_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "materialize",
+        help="materialize raw assets for a date range (one ranged run per instrument) and build the warehouse views",
+        description="Run the Dagster assets in this process for days [--from, --to) of every instrument, recorded in "
+        "the Dagster instance ($DAGSTER_HOME, else ./dagster.yaml from the repository root), then refresh "
+        "warehouse/raw_views and print a query over it. With --emulator, the bundled emulator serves the data.",
+    )
+    p.add_argument("--assets", default="raw/trades,raw/book_snapshot_25", help="comma-separated asset keys")
+    p.add_argument("--from", dest="from_date", type=_date, required=True, help="first day (YYYY-MM-DD)")
+    p.add_argument(
+        "--to", dest="to_date", type=_date, required=True, help="day after the last one (exclusive)"
+    )
+    p.add_argument("--emulator", action="store_true", help="start the bundled emulator and use it as Tardis")
+    p.add_argument("--scale", type=int, default=20000, help="emulator book events per day (with --emulator)")
+    p.set_defaults(func=_run_materialize)
+
+
+def _run_materialize(args: argparse.Namespace) -> int:
+    import contextlib
+    import importlib
+    import time
+
+    from tick_assets import settings
+    from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
+
+    last_day = args.to_date - dt.timedelta(days=1)
+    if last_day < args.from_date:
+        print("--to must be after --from (the range is [from, to))", file=sys.stderr)
+        return 2
+    with contextlib.ExitStack() as stack:
+        if args.emulator:
+            emu = stack.enter_context(
+                EmulatorServer(EmulatorConfig(cache_dir=data_dir() / "emulator", scale=args.scale))
+            )
+            os.environ["TARDIS_DATASETS_URL"], os.environ["TARDIS_API_URL"] = emu.datasets_url, emu.api_url
+            os.environ.setdefault("TARDIS_API_KEY", "emulator-accepts-any-key")
+            print(f"emulator on {emu.base_url} (scale {args.scale})")
+        import dagster as dg
+
+        from tick_assets import materialize
+
+        defs = importlib.import_module("tick_assets.definitions").defs
+        keys = [dg.AssetKey.from_user_string(k.strip()) for k in args.assets.split(",") if k.strip()]
+        instance = stack.enter_context(materialize.instance_for_shell())
+        started = time.monotonic()
+        runs = materialize.materialize_range(
+            defs, keys, settings.instruments(), args.from_date, last_day, instance
+        )
+        views_ok = materialize.materialize_unpartitioned(
+            defs, dg.AssetKey(["warehouse", "raw_views"]), instance
+        )
+        print(f"\n{'instrument':<32} {'asset':<24} {'partitions':>10} {'rows':>12}  status")
+        for run in runs:
+            for key in run.rows:
+                status = "ok" if run.success else "FAILED (see the log above)"
+                print(
+                    f"{run.instrument:<32} {key:<24} {run.partitions[key]:>10} {run.rows[key]:>12,}  {status}"
+                )
+        print(
+            f"{len(runs)} ranged runs in {time.monotonic() - started:.1f} s; warehouse views {'ok' if views_ok else 'FAILED'}"
+        )
+        if views_ok:
+            import duckdb
+
+            with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
+                for key in keys:
+                    table = f'raw."{key.path[-1]}"'
+                    query = (
+                        f"SELECT exchange, symbol, count(*) AS rows, min(timestamp_utc) AS first, max(timestamp_utc) AS last "
+                        f"FROM {table} WHERE date BETWEEN '{args.from_date}' AND '{last_day}' GROUP BY ALL ORDER BY ALL"
+                    )
+                    print(f"\n{settings.warehouse_path()}: {query}")
+                    print(con.sql(query))
+        return 0 if views_ok and all(r.success for r in runs) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tick-assets` console script."""
     parser = argparse.ArgumentParser(prog="tick-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_emulator_parser(sub)
     _add_download_parser(sub)
+    _add_materialize_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.func(args)

@@ -24,8 +24,13 @@ raw_views = build_raw_views_asset(raw_assets)
 defs = dg.Definitions(
     assets=[*raw_assets, raw_views],
     resources={
-        "tardis": TardisResource(api_key=_api_key),
-        "lake": LakeResource(),
+        "tardis": TardisResource(
+            api_key=_api_key,
+            datasets_url=settings.datasets_url(),
+            api_url=settings.api_url(),
+            data_dir=str(settings.data_dir()),
+        ),
+        "lake": LakeResource(data_dir=str(settings.data_dir())),
         "duckdb": DuckDBResource(database=str(settings.warehouse_path())),
     },
     sensors=[
