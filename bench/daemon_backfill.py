@@ -49,8 +49,17 @@ def main() -> None:
     parser.add_argument("--start", default="2024-02-01")
     parser.add_argument("--scale", type=int, default=20000, help="book events per synthetic day")
     parser.add_argument("--assets", default="trades,book_snapshot_25")
+    parser.add_argument(
+        "--days-per-run",
+        type=int,
+        default=31,
+        help="TICK_ASSETS_BACKFILL_DAYS_PER_RUN (1 = a run per partition)",
+    )
     parser.add_argument("--tardis-pool", type=int, default=4, help="limit of pool `tardis`")
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temp dir)")
+    parser.add_argument(
+        "--emulator-cache", type=Path, help="reuse generated days from here (leaves generation time out)"
+    )
     args = parser.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tick-backfill-"))
@@ -60,7 +69,9 @@ def main() -> None:
     days = [start + dt.timedelta(days=i) for i in range(args.days)]
     keys = [f"{d:%Y-%m-%d}|{inst}" for inst in INSTRUMENTS for d in days]
 
-    with EmulatorServer(EmulatorConfig(port=0, cache_dir=work / "emulator", scale=args.scale)) as emulator:
+    with EmulatorServer(
+        EmulatorConfig(port=0, cache_dir=args.emulator_cache or work / "emulator", scale=args.scale)
+    ) as emulator:
         env = {
             "TARDIS_DATASETS_URL": emulator.datasets_url,
             "TARDIS_API_URL": emulator.api_url,
@@ -68,6 +79,7 @@ def main() -> None:
             "TICK_ASSETS_DATA_DIR": str(data_dir),
             "TICK_ASSETS_INSTRUMENTS": ",".join(INSTRUMENTS),
             "TICK_ASSETS_DATA_TYPES": ",".join(data_types),
+            "TICK_ASSETS_BACKFILL_DAYS_PER_RUN": str(args.days_per_run),
         }
         with DagsterStack(home, env) as stack:
             stack.set_pool_limit("tardis", args.tardis_pool)

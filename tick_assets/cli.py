@@ -262,17 +262,24 @@ def _run_materialize(args: argparse.Namespace) -> int:
         instance = stack.enter_context(materialize.instance_for_shell())
         started = time.monotonic()
         runs = materialize.materialize_range(
-            defs, keys, settings.instruments(), args.from_date, last_day, instance
+            defs,
+            keys,
+            settings.instruments(),
+            args.from_date,
+            last_day,
+            instance,
+            settings.backfill_days_per_run(),
         )
         views_ok = materialize.materialize_unpartitioned(
             defs, dg.AssetKey(["warehouse", "raw_views"]), instance
         )
-        print(f"\n{'instrument':<32} {'asset':<24} {'partitions':>10} {'rows':>12}  status")
+        print(f"\n{'instrument':<30} {'days':<24} {'asset':<22} {'partitions':>10} {'rows':>12}  status")
         for run in runs:
+            days = f"{run.first_day} .. {run.last_day}"
+            status = "ok" if run.success else "FAILED (see the log above)"
             for key in run.rows:
-                status = "ok" if run.success else "FAILED (see the log above)"
                 print(
-                    f"{run.instrument:<32} {key:<24} {run.partitions[key]:>10} {run.rows[key]:>12,}  {status}"
+                    f"{run.instrument:<30} {days:<24} {key:<22} {run.partitions[key]:>10} {run.rows[key]:>12,}  {status}"
                 )
         print(
             f"{len(runs)} ranged runs in {time.monotonic() - started:.1f} s; warehouse views {'ok' if views_ok else 'FAILED'}"

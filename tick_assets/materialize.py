@@ -1,7 +1,8 @@
-"""Materialize partitioned assets for a date range from the shell: one ranged run per instrument, in process.
+"""Materialize partitioned assets for a date range from the shell: ranged runs per instrument, in process.
 
-`dagster asset materialize --partition-range` only accepts single-run backfill policies; this runs the same
-ranged runs the daemon would launch, without the daemon, and records them in the Dagster instance.
+`dagster asset materialize --partition-range` only accepts single-run backfill policies; this splits the range
+per instrument into runs of at most TICK_ASSETS_BACKFILL_DAYS_PER_RUN days (as a daemon backfill of one
+instrument would), runs them one after the other without the daemon, and records them in the instance.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ class RangeRun:
     """One ranged run: which instrument, whether it succeeded and the rows it recorded per asset."""
 
     instrument: str
+    first_day: dt.date
+    last_day: dt.date
     success: bool
     rows: dict[str, int]
     partitions: dict[str, int]
@@ -43,20 +46,25 @@ def materialize_range(
     first_day: dt.date,
     last_day: dt.date,
     instance: dg.DagsterInstance,
+    days_per_run: int = 0,
 ) -> list[RangeRun]:
-    """Materialize `asset_keys` for [first_day, last_day] x each instrument, one ranged run per instrument."""
+    """Materialize `asset_keys` for [first_day, last_day] x each instrument, in ranged runs of at most
+    `days_per_run` days (0: the whole range of an instrument in one run)."""
     assets = list(defs.assets or [])
+    total = (last_day - first_day).days + 1
+    step = days_per_run or total
+    chunks = [
+        (first_day + dt.timedelta(days=i), first_day + dt.timedelta(days=min(i + step, total) - 1))
+        for i in range(0, total, step)
+    ]
     runs = []
-    for instrument in instruments:
+    for instrument, (start, end) in ((inst, chunk) for inst in instruments for chunk in chunks):
         result = dg.materialize(
             assets,
             selection=asset_keys,
             instance=instance,
             resources=defs.resources,
-            tags={
-                RANGE_START: f"{first_day:%Y-%m-%d}|{instrument}",
-                RANGE_END: f"{last_day:%Y-%m-%d}|{instrument}",
-            },
+            tags={RANGE_START: f"{start:%Y-%m-%d}|{instrument}", RANGE_END: f"{end:%Y-%m-%d}|{instrument}"},
             raise_on_error=False,
         )
         rows: dict[str, int] = {}
@@ -72,7 +80,7 @@ def materialize_range(
                 for r in mine
                 if "dagster/row_count" in r.asset_materialization.metadata
             )
-        runs.append(RangeRun(instrument, result.success, rows, partitions))
+        runs.append(RangeRun(instrument, start, end, result.success, rows, partitions))
     return runs
 
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from tick_assets.tardis.datatypes import DATA_TYPES
-from tick_assets.tardis.urls import DEFAULT_API_URL, DEFAULT_DATASETS_URL
+from tick_assets.tardis.urls import DEFAULT_API_URL, DEFAULT_DATASETS_URL, normalize_symbol
 
 DEFAULT_INSTRUMENTS = "binance-futures:BTCUSDT,deribit:BTC-PERPETUAL"
 DEFAULT_START_DATE = "2024-01-01"
@@ -44,6 +44,11 @@ def instruments() -> list[str]:
             raise ValueError(
                 f"TICK_ASSETS_INSTRUMENTS entry {key!r} is not 'exchange:SYMBOL' (e.g. binance-futures:BTCUSDT; "
                 "the characters | [ ] are not allowed)."
+            )
+        if normalize_symbol(symbol) != symbol:
+            raise ValueError(
+                f"TICK_ASSETS_INSTRUMENTS entry {key!r}: write the symbol as Tardis ids it, "
+                f"{exchange}:{normalize_symbol(symbol)} (upper case, '-' for '/' and ':')."
             )
     if len(set(keys)) != len(keys) or not keys:
         raise ValueError(f"TICK_ASSETS_INSTRUMENTS={raw!r} must list distinct instruments, at least one.")

@@ -88,7 +88,8 @@ def test_single_partition_writes_typed_parquet_with_metadata(instance, emulator,
     assert result.success
     path = partition_file(tmp_path / "lake", "trades", "binance-futures", "BTCUSDT", "2024-01-02")
     assert (
-        path == tmp_path / "lake/trades/exchange=binance-futures/symbol=BTCUSDT/date=2024-01-02/data.parquet"
+        path
+        == tmp_path / "lake/trades/exchange_id=binance-futures/symbol_id=BTCUSDT/date=2024-01-02/data.parquet"
     )
     assert sorted(p.name for p in path.parent.iterdir()) == ["data.parquet"]
     rows = served_rows(tmp_path, "binance-futures", "trades", "2024-01-02", "BTCUSDT")
@@ -99,7 +100,7 @@ def test_single_partition_writes_typed_parquet_with_metadata(instance, emulator,
     assert types["price"] == "DOUBLE" and types["amount"] == "DOUBLE" and types["id"] == "VARCHAR"
     assert types["timestamp_utc"] == "TIMESTAMP WITH TIME ZONE"
     first = duckdb.sql(
-        f"SELECT min(timestamp), epoch_us(min(timestamp_utc)), min(timestamp_utc)::DATE FROM read_parquet('{path}')"
+        f"SELECT min(timestamp), epoch_us(min(timestamp_utc)), (min(timestamp_utc) AT TIME ZONE 'UTC')::DATE FROM read_parquet('{path}')"
     ).fetchall()[0]
     assert first[0] == first[1] and str(first[2]) == "2024-01-02"
 
@@ -147,9 +148,12 @@ def test_rematerializing_replaces_the_partition_without_duplicates(
     assert materialize(instance, [trades], partition_key=key, resources=res).success
     path = partition_file(tmp_path / "lake", "trades", "binance-futures", "BTCUSDT", "2024-01-03")
     before = duckdb.sql(f"SELECT * FROM read_parquet('{path}') ORDER BY ALL").fetchall()
+    first_inode = path.stat().st_ino
     again = materialize(instance, [trades], partition_key=key, resources=res)
     assert again.success
     assert materializations(again)[key]["from_cache"] is True
+    # A new file was renamed over the old one (not appended to, not skipped), and no temp file is left.
+    assert path.stat().st_ino != first_inode
     assert sorted(p.name for p in path.parent.iterdir()) == ["data.parquet"]
     assert duckdb.sql(f"SELECT * FROM read_parquet('{path}') ORDER BY ALL").fetchall() == before
 
@@ -238,7 +242,13 @@ def test_404_fails_only_its_day_and_leaves_stored_partitions_untouched(
     assert "1 of 3 partitions failed" in message and f"2020-02-22|{BTC}: NotFoundError" in message
     assert server.stats["counts"]["status_404"] == 1  # not retried
     # The other two days landed and are recorded; the stored day is byte-for-byte what it was.
-    assert sorted(materializations(result)) == [f"2020-02-21|{BTC}", f"2020-02-23|{BTC}"]
+    recorded = materializations(result)
+    assert sorted(recorded) == [f"2020-02-21|{BTC}", f"2020-02-23|{BTC}"]
+    assert recorded[f"2020-02-21|{BTC}"]["dagster/row_count"] > 0
+    records = instance.fetch_materializations(dg.AssetKey(["raw", "trades"]), limit=10).records
+    tags = next(r.asset_materialization.tags for r in records if r.run_id == result.run_id)
+    assert tags["dagster/code_version"] == "lake-v1" and tags["dagster/partition/instrument"] == BTC
+    assert result.failure_data_for_node("raw__trades").error.cls_name == "Failure"
     assert stored.read_bytes() == stored_bytes and stored.stat().st_mtime_ns == stored_mtime
     assert sorted(p.name for p in stored.parent.iterdir()) == ["data.parquet"]
 

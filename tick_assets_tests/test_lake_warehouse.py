@@ -10,6 +10,8 @@ from tick_assets.emulator.synth import write_dataset
 from tick_assets.lake import describe_raw_views, ensure_raw_views, partition_file, write_partition
 from tick_assets.lake.schema import parquet_columns
 
+VIEW_COLUMNS = [c for c, _ in parquet_columns("trades")] + ["exchange_id", "symbol_id", "date"]
+
 
 def _lake(tmp_path, days, symbols=("BTC-PERPETUAL", "ETH-PERPETUAL")) -> dict[tuple[str, dt.date], int]:
     rows = {}
@@ -31,7 +33,7 @@ def test_views_exist_and_are_typed_before_any_data(tmp_path) -> None:
         ]
         rel = con.sql("SELECT * FROM raw.trades WHERE date BETWEEN '2024-01-01' AND '2024-01-31'")
         assert rel.fetchall() == []
-        assert rel.columns == [c for c, _ in parquet_columns("trades")] + ["date"]
+        assert rel.columns == VIEW_COLUMNS
         (info,) = describe_raw_views(con, tmp_path / "lake", ["trades"])
         assert (info.files, info.rows, info.first_date) == (0, 0, None)
 
@@ -52,7 +54,9 @@ def test_views_span_days_and_symbols_and_filter_by_date(tmp_path) -> None:
             [days[1], days[2]],
         ).fetchall()
         assert got == [(s, d, rows[(s, d)]) for s in ("BTC-PERPETUAL", "ETH-PERPETUAL") for d in days[1:3]]
-        types = dict((r[0], r[1]) for r in con.sql("DESCRIBE raw.trades").fetchall())
+        described = con.sql("DESCRIBE raw.trades").fetchall()
+        assert [r[0] for r in described] == VIEW_COLUMNS  # same columns as the placeholder view
+        types = dict((r[0], r[1]) for r in described)
         assert (
             types["date"] == "DATE"
             and types["price"] == "DOUBLE"
@@ -65,3 +69,55 @@ def test_views_span_days_and_symbols_and_filter_by_date(tmp_path) -> None:
             "EXPLAIN ANALYZE SELECT count(*) FROM raw.trades WHERE date = '2024-01-03'"
         ).fetchall()
         assert "Total Files Read: 2" in plan[0][1]  # hive pruning: 2 of the 8 files are opened
+
+
+def _gz(path, text: str):
+    import gzip
+
+    with gzip.open(path, "wt") as f:
+        f.write(text)
+    return path
+
+
+def test_grouped_and_odd_symbols_keep_their_row_values(tmp_path) -> None:
+    """A grouped dataset (symbol id PERPETUALS) keeps each row's instrument; odd ids round-trip via symbol_id."""
+    import pandas as pd
+
+    from tick_assets.tardis.datatypes import header_line
+
+    lake = tmp_path / "lake"
+    rows = "binance-futures,BTCUSDT,1,2,a,buy,10,1\nbinance-futures,ETHUSDT,3,4,b,sell,20,2\n"
+    src = _gz(tmp_path / "grouped.csv.gz", header_line("liquidations") + "\n" + rows)
+    for symbol in ("PERPETUALS", "A/B=C?%"):
+        write_partition(
+            src, partition_file(lake, "liquidations", "binance-futures", symbol, "2024-01-02"), "liquidations"
+        )
+    with duckdb.connect() as con:
+        ensure_raw_views(con, lake, ["liquidations"])
+        got = con.sql(
+            "SELECT exchange_id, symbol_id, symbol, count(*) FROM raw.liquidations GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        assert got == [
+            ("binance-futures", "A-B=C?%", "BTCUSDT", 1),  # '/' normalised like the official client
+            ("binance-futures", "A-B=C?%", "ETHUSDT", 1),
+            ("binance-futures", "PERPETUALS", "BTCUSDT", 1),
+            ("binance-futures", "PERPETUALS", "ETHUSDT", 1),
+        ]
+        assert con.sql("SELECT count(*) FROM raw.liquidations WHERE symbol = 'ETHUSDT'").fetchall() == [(2,)]
+    # The lake folder is also a valid hive dataset for pandas/pyarrow (no column clashes with directory keys).
+    frame = pd.read_parquet(lake / "liquidations")
+    assert sorted(frame["symbol"]) == ["BTCUSDT", "BTCUSDT", "ETHUSDT", "ETHUSDT"]
+
+
+def test_lake_path_with_glob_characters_is_refused_with_what_to_do(tmp_path) -> None:
+    import pytest
+
+    from tick_assets.lake import LakeError
+
+    root = tmp_path / "my data [v1]" / "lake"
+    days = [dt.date(2024, 1, 2)]
+    src = tmp_path / "t.csv.gz"
+    write_dataset("deribit", "BTC-PERPETUAL", "trades", days[0], 300, src)
+    write_partition(src, partition_file(root, "trades", "deribit", "BTC-PERPETUAL", days[0]), "trades")
+    with duckdb.connect() as con, pytest.raises(LakeError, match="TICK_ASSETS_DATA_DIR"):
+        ensure_raw_views(con, root, ["trades"])

@@ -81,3 +81,22 @@ def test_readme_first_command_materializes_against_the_emulator(tmp_path) -> Non
             "SELECT count(DISTINCT (symbol, date)), count(*) FROM raw.book_snapshot_25"
         ).fetchall()[0]
     assert rows[0] == 4 and rows[1] > 0
+
+
+def test_ranges_are_split_by_days_per_run(emulator, tmp_path) -> None:
+    raw = build_raw_assets(["trades"], build_partitions("2024-01-01", INSTRUMENTS))
+    defs = dg.Definitions(assets=raw, resources=resources(emulator, tmp_path))
+    runs = materialize_range(
+        defs,
+        [dg.AssetKey(["raw", "trades"])],
+        INSTRUMENTS[:1],
+        dt.date(2024, 1, 2),
+        dt.date(2024, 1, 6),
+        dg.DagsterInstance.ephemeral(),
+        days_per_run=2,
+    )
+    assert [(str(r.first_day), str(r.last_day), r.partitions["raw/trades"]) for r in runs] == [
+        ("2024-01-02", "2024-01-03", 2),
+        ("2024-01-04", "2024-01-05", 2),
+        ("2024-01-06", "2024-01-06", 1),
+    ]

@@ -23,6 +23,7 @@ def test_defaults(monkeypatch) -> None:
         ("TICK_ASSETS_INSTRUMENTS", "BTCUSDT", "not 'exchange:SYMBOL'"),
         ("TICK_ASSETS_INSTRUMENTS", "deribit:BTC|USD", "not 'exchange:SYMBOL'"),
         ("TICK_ASSETS_INSTRUMENTS", "deribit:X,deribit:X", "distinct"),
+        ("TICK_ASSETS_INSTRUMENTS", "binance-futures:btcusdt", "binance-futures:BTCUSDT"),
         ("TICK_ASSETS_BACKFILL_DAYS_PER_RUN", "-3", "whole number"),
         ("TICK_ASSETS_START_DATE", "2024-13-01", "YYYY-MM-DD"),
     ],

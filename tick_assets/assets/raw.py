@@ -14,6 +14,7 @@ from tick_assets.assets.metadata import (
 from tick_assets.assets.partitions import day_requests
 from tick_assets.assets.resources import LakeResource, TardisResource
 from tick_assets.lake import ingest_days
+from tick_assets.tardis.errors import RetriesExhaustedError, TardisError, TransientError
 
 #: Bump when the Parquet layout or typing changes, so Dagster flags stored partitions as outdated.
 RAW_CODE_VERSION = "lake-v1"
@@ -25,7 +26,7 @@ def build_raw_asset(
     partitions_def: dg.MultiPartitionsDefinition,
     backfill_policy: dg.BackfillPolicy | None = None,
 ) -> dg.AssetsDefinition:
-    """Build raw/<data_type>: Tardis csv.gz -> typed zstd Parquet at lake/<data_type>/exchange=/symbol=/date=/."""
+    """Build raw/<data_type>: Tardis csv.gz -> typed zstd Parquet at lake/<data_type>/exchange_id=/symbol_id=/date=/."""
     days_per_run = settings.backfill_days_per_run()
     policy = backfill_policy or (
         dg.BackfillPolicy.multi_run(days_per_run) if days_per_run else dg.BackfillPolicy.single_run()
@@ -35,7 +36,7 @@ def build_raw_asset(
         name=data_type,
         key_prefix="raw",
         description=f"Tardis `{data_type}` for one UTC day and instrument, typed zstd Parquet in the lake "
-        f"(`lake/{data_type}/exchange=/symbol=/date=/data.parquet`); query it as `raw.{data_type}` in the warehouse.",
+        f"(`lake/{data_type}/exchange_id=/symbol_id=/date=/data.parquet`); query it as `raw.{data_type}` in the warehouse.",
         partitions_def=partitions_def,
         backfill_policy=policy,
         pool=TARDIS_POOL,
@@ -70,19 +71,40 @@ def build_raw_asset(
                 if r.ok:
                     context.log_event(
                         dg.AssetMaterialization(
-                            context.asset_key, partition=r.request.key, metadata=partition_metadata(r)
+                            context.asset_key,
+                            partition=r.request.key,
+                            metadata=partition_metadata(r),
+                            tags=_materialization_tags(partitions_def, r.request.key),
                         )
                     )
             raise dg.Failure(
                 description=failure_description(failed, len(results)),
                 metadata={"failed_partitions": [r.request.key for r in failed]},
-                allow_retries=False,
+                # A Dagster retry policy may retry network trouble, never a 4xx, a missing day or bad data.
+                allow_retries=any(is_transient(r.error) for r in failed),
             )
         for r in results:
             context.add_asset_metadata(partition_metadata(r), partition_key=r.request.key)
         return dg.MaterializeResult()
 
     return raw_asset
+
+
+def _materialization_tags(partitions_def: dg.MultiPartitionsDefinition, key: str) -> dict[str, str]:
+    """The tags Dagster itself puts on a materialization: code version and one tag per partition dimension."""
+    dims = {
+        k: v
+        for k, v in partitions_def.get_tags_for_partition_key(key).items()
+        if k.startswith("dagster/partition/")
+    }
+    return {"dagster/code_version": RAW_CODE_VERSION, **dims}
+
+
+def is_transient(error: BaseException | None) -> bool:
+    """Whether a later retry of the same day may succeed (network trouble, server errors)."""
+    return isinstance(error, (TransientError, RetriesExhaustedError)) or (
+        error is not None and not isinstance(error, TardisError)
+    )
 
 
 def build_raw_assets(

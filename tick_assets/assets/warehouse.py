@@ -1,6 +1,7 @@
 """warehouse/raw_views: the `raw` schema of data/warehouse.duckdb, one view per data type over the lake."""
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -35,6 +36,9 @@ def build_raw_views_asset(raw_assets: Sequence[dg.AssetsDefinition]) -> dg.Asset
         context: dg.AssetExecutionContext, duckdb: DuckDBResource, lake: LakeResource
     ) -> dg.MaterializeResult:
         """Views `raw.<data_type>` over every lake partition, so `WHERE date BETWEEN ...` spans days."""
+        Path(duckdb.database).parent.mkdir(
+            parents=True, exist_ok=True
+        )  # DuckDB creates the file, not its folder
         with duckdb.get_connection() as con:
             ensure_raw_views(con, lake.root, data_types)
             infos = describe_raw_views(con, lake.root, data_types)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import os
 import secrets
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,15 +95,14 @@ def preview_columns(data_type: str, limit: int = 7) -> tuple[str, ...]:
     return ("timestamp_utc", *values[: limit - 1])
 
 
-def _connect(options: ConversionOptions) -> duckdb.DuckDBPyConnection:
+def _connect(options: ConversionOptions, spill_dir: Path | None) -> duckdb.DuckDBPyConnection:
     config: dict[str, Any] = {
         "threads": options.threads,
         "memory_limit": options.memory_limit,
         "preserve_insertion_order": True,
     }
-    if options.temp_directory is not None:
-        options.temp_directory.mkdir(parents=True, exist_ok=True)
-        config["temp_directory"] = str(options.temp_directory)
+    if spill_dir is not None:
+        config["temp_directory"] = str(spill_dir)
     con = duckdb.connect(":memory:", config=config)
     # The *_utc columns are TIMESTAMPTZ; fix the session zone so the cast never depends on the machine's TZ.
     con.execute("SET TimeZone = 'UTC'")
@@ -161,15 +162,20 @@ def write_partition(
     _remove_stale_temps(dest.parent)
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
     shown = preview_columns(data_type)
+    # A spill folder of its own: concurrent conversions must not share DuckDB temp files.
+    spill_dir = None
+    if options.temp_directory is not None:
+        options.temp_directory.mkdir(parents=True, exist_ok=True)
+        spill_dir = Path(tempfile.mkdtemp(prefix="convert-", dir=options.temp_directory))
     try:
-        with _connect(options) as con:
+        with _connect(options, spill_dir) as con:
             try:
                 con.execute(_copy_sql(None if header is None else source, tmp, data_type, options))
             except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
                 raise CsvParseError(
                     f"{source.name}: a value does not parse as its {data_type} column type "
                     f"({str(exc).splitlines()[0]}). The download passed its gzip check, so Tardis served it like "
-                    "this; nothing was written. Report it, or delete the cached file to download it again."
+                    f"this; nothing was written. Report it, or delete the cached file {source} to download it again."
                 ) from None
             stats = con.execute(
                 f"SELECT count(*), min(timestamp), max(timestamp) FROM read_parquet({sql_string(tmp)})"
@@ -183,6 +189,8 @@ def write_partition(
         _fsync(dest.parent)
     finally:
         tmp.unlink(missing_ok=True)
+        if spill_dir is not None:
+            shutil.rmtree(spill_dir, ignore_errors=True)
     rows, first, last = stats if stats else (0, None, None)
     return PartitionWrite(
         path=dest,

@@ -13,6 +13,11 @@ from tick_assets.lake.convert import ConversionOptions, PartitionWrite, write_pa
 from tick_assets.lake.layout import partition_file
 from tick_assets.tardis.client import DownloadResult, TardisClient
 from tick_assets.tardis.errors import TardisError
+from tick_assets.tardis.urls import validate_symbol
+
+
+class Cancelled(Exception):
+    """The run was interrupted before this day started; nothing was downloaded or written for it."""
 
 
 @dataclass(frozen=True)
@@ -48,15 +53,20 @@ def ingest_day(
     options: ConversionOptions | None = None,
     *,
     conversion_slot: threading.Semaphore | None = None,
+    stop: threading.Event | None = None,
 ) -> DayResult:
     """Download one day (cache first) and write its partition; raises on failure, leaving the lake unchanged."""
+    stop = stop or threading.Event()
+    if stop.is_set():
+        raise Cancelled(f"{request.key or request.day}: cancelled before it started")
     download = client.download(request.exchange, request.data_type, request.symbol, request.day)
     dest = partition_file(lake_root, request.data_type, request.exchange, request.symbol, request.day)
-    if conversion_slot is None:
+    with conversion_slot or threading.Semaphore():
+        if stop.is_set():
+            raise Cancelled(
+                f"{request.key or request.day}: cancelled after its download (it is in the cache)"
+            )
         write = write_partition(download.path, dest, request.data_type, options)
-    else:
-        with conversion_slot:
-            write = write_partition(download.path, dest, request.data_type, options)
     return DayResult(request, download, write)
 
 
@@ -75,7 +85,7 @@ def _availability_errors(client: TardisClient, requests: Sequence[DayRequest]) -
             errors[i] = found
             continue
         try:
-            found.check_day(req.data_type, req.symbol, req.day)  # type: ignore[attr-defined]
+            found.check_day(req.data_type, validate_symbol(req.symbol), req.day)  # type: ignore[attr-defined]
         except TardisError as exc:
             errors[i] = exc
     return errors
@@ -105,19 +115,29 @@ def ingest_days(
         if on_result:
             on_result(results[i])
     todo = [i for i in range(len(requests)) if i not in failed_early]
-    if todo:
-        slot = threading.Semaphore(max(1, max_conversions))
-        with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(todo)))) as pool:
-            futures = {
-                pool.submit(ingest_day, client, lake_root, requests[i], options, conversion_slot=slot): i
-                for i in todo
-            }
-            for future in as_completed(futures):
-                i = futures[future]
-                try:
-                    results[i] = future.result()
-                except Exception as exc:  # every day gets its own verdict; the caller decides how to fail
-                    results[i] = DayResult(requests[i], error=exc)
-                if on_result:
-                    on_result(results[i])
+    if not todo:
+        return [r for r in results if r is not None]
+    slot, stop = threading.Semaphore(max(1, max_conversions)), threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(todo))))
+    try:
+        futures = {
+            pool.submit(
+                ingest_day, client, lake_root, requests[i], options, conversion_slot=slot, stop=stop
+            ): i
+            for i in todo
+        }
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                results[i] = future.result()
+            except Exception as exc:  # every day gets its own verdict; the caller decides how to fail
+                results[i] = DayResult(requests[i], error=exc)
+            if on_result:
+                on_result(results[i])
+    except BaseException:
+        # Interrupted (run terminated, Ctrl-C): start nothing new; days in flight finish or stop at a checkpoint.
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return [r for r in results if r is not None]

@@ -9,8 +9,8 @@ from tick_assets.tardis.datatypes import SCHEMAS, columns
 #: Integer microsecond-epoch columns that get a derived UTC timestamp column named `<column>_utc`.
 EPOCH_MICROS_COLUMNS: Final = frozenset({"timestamp", "local_timestamp", "funding_timestamp", "expiration"})
 
-#: Columns the lake adds from its directory names (hive partitioning); they are not stored in the files.
-PARTITION_COLUMNS: Final = (("date", "DATE"),)
+#: Columns the warehouse views add from the directory names (hive partitioning); not stored in the files.
+PARTITION_COLUMNS: Final = (("exchange_id", "VARCHAR"), ("symbol_id", "VARCHAR"), ("date", "DATE"))
 
 
 def quote(name: str) -> str:

@@ -425,8 +425,9 @@ class TardisClient:
             raise errors.NotFoundError(
                 404,
                 url,
-                f"{url}: HTTP 404 Not Found: the exchange, data type or symbol does not exist. "
-                "Check them against https://api.tardis.dev/v1/exchanges/<exchange> (datasets.symbols).",
+                f"{url}: HTTP 404 Not Found ({body.strip()[:120] or 'no such file'}): the exchange, data type or "
+                "symbol does not exist, or Tardis has no file for this day. Check them and the symbol's "
+                "availableSince/availableTo at https://api.tardis.dev/v1/exchanges/<exchange> (datasets.symbols).",
             )
         raise errors.TardisHTTPError(status, url, f"{url}: HTTP {status}: {body.strip()[:200]}")
 

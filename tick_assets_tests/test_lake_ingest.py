@@ -1,0 +1,54 @@
+"""Many days at once: availability first, independent verdicts per day, and a prompt stop when interrupted."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tick_assets.lake import DayRequest, ingest_days, partition_file
+from tick_assets.tardis import UnavailableError
+from tick_assets_tests.conftest import make_client
+
+
+def _requests(first: dt.date, n: int, symbol: str = "BTCUSDT") -> list[DayRequest]:
+    days = [first + dt.timedelta(days=i) for i in range(n)]
+    return [DayRequest("trades", "binance-futures", symbol, d, key=str(d)) for d in days]
+
+
+def test_results_in_order_with_unavailable_days_failing_before_any_request(emulator, tmp_path) -> None:
+    # The emulator's export horizon is 2024-02-01: the last two days are not exported yet.
+    requests = _requests(dt.date(2024, 1, 29), 5)
+    with make_client(emulator, tmp_path / "cache") as client:
+        results = ingest_days(client, tmp_path / "lake", requests, max_workers=4)
+    assert [r.request.key for r in results] == [str(r.day) for r in requests]
+    assert [r.ok for r in results] == [True, True, True, False, False]
+    assert all(isinstance(r.error, UnavailableError) for r in results[3:])
+    assert emulator.stats["counts"]["dataset_requests"] == 3
+
+
+def test_lower_case_symbol_is_checked_like_it_is_downloaded(emulator, tmp_path) -> None:
+    with make_client(emulator, tmp_path / "cache") as client:
+        (result,) = ingest_days(
+            client, tmp_path / "lake", _requests(dt.date(2024, 1, 2), 1, symbol="btcusdt")
+        )
+    assert result.ok, result.error
+    assert result.write.path == partition_file(
+        tmp_path / "lake", "trades", "binance-futures", "BTCUSDT", "2024-01-02"
+    )
+
+
+def test_interrupt_stops_starting_new_days(emulator, tmp_path) -> None:
+    seen = []
+
+    def interrupt_after_first(result) -> None:
+        seen.append(result)
+        raise KeyboardInterrupt  # what a run termination looks like to the step's thread
+
+    requests = _requests(dt.date(2024, 1, 2), 25)
+    with make_client(emulator, tmp_path / "cache") as client, pytest.raises(KeyboardInterrupt):
+        ingest_days(client, tmp_path / "lake", requests, max_workers=2, on_result=interrupt_after_first)
+    assert len(seen) == 1
+    # Only the days already in flight finished; the queued ones were never requested.
+    assert emulator.stats["counts"]["dataset_requests"] <= 3
+    assert len(list((tmp_path / "lake").rglob("data.parquet"))) <= 3
