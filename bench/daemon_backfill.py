@@ -97,7 +97,7 @@ def main() -> None:
 
     print(
         f"\nbackfill {backfill_id}: {state['status']}, {state['numPartitions']} partitions, "
-        f"{len(state['runs'])} runs, {wall:.1f} s from launch to the last run's end"
+        f"{len(state['runs'])} runs, complete {wall:.1f} s after launch (as seen by polling)"
     )
     starts = [r["startTime"] for r in state["runs"] if r["startTime"]]
     ends = [r["endTime"] for r in state["runs"] if r["endTime"]]
