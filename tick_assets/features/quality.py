@@ -1,0 +1,84 @@
+"""Data-quality figures of lake and feature partitions (SQL over Parquet or the warehouse). No Dagster imports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from tick_assets.features.grid import MICROS_PER_DAY, DaySlice
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, float | int | None]:
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    return dict(zip(names, cur.fetchone(), strict=True))
+
+
+def book_figures(
+    con: duckdb.DuckDBPyConnection, lake_root: Path, day: DaySlice
+) -> dict[str, float | int | None]:
+    """Crossed/locked books, local_timestamp order and lag, and the longest silence of a book_snapshot_25 day."""
+    src = day.lake_file_sql(lake_root, "book_snapshot_25")
+    return _one(
+        con,
+        f"""
+        WITH b AS (
+            SELECT local_timestamp, timestamp, "bids[0].price" AS bid, "asks[0].price" AS ask,
+                   lag(local_timestamp) OVER (ORDER BY file_row_number) AS prev_local
+            FROM read_parquet({src}, file_row_number = true)
+        ),
+        gaps AS (  -- silences between snapshots, and from 00:00 to the first one and from the last one to 24:00
+            SELECT local_timestamp - prev_local AS gap, prev_local AS since FROM b WHERE prev_local IS NOT NULL
+            UNION ALL SELECT min(local_timestamp) - {day.start_us}, {day.start_us} FROM b
+            UNION ALL SELECT {day.start_us + MICROS_PER_DAY} - max(local_timestamp), max(local_timestamp) FROM b
+        )
+        SELECT
+            (SELECT count(*) FROM b) AS snapshots,
+            (SELECT count(*) FROM b WHERE bid > ask) AS crossed,
+            (SELECT count(*) FROM b WHERE bid = ask) AS locked,
+            (SELECT count(*) FROM b WHERE local_timestamp < prev_local) AS local_timestamp_decreases,
+            (SELECT count(*) FROM b WHERE local_timestamp < timestamp) AS local_before_exchange,
+            (SELECT max(timestamp - local_timestamp) / 1000.0 FROM b) AS max_exchange_ahead_ms,
+            (SELECT max(gap) / 1e6 FROM gaps) AS longest_silence_seconds,
+            (SELECT arg_max(since, gap) FROM gaps) AS longest_silence_since_us
+        """,
+    )
+
+
+def trade_figures(
+    con: duckdb.DuckDBPyConnection, lake_root: Path, day: DaySlice
+) -> dict[str, float | int | None]:
+    """Invalid prices, amounts and sides, and duplicate trade ids of a trades day."""
+    src = day.lake_file_sql(lake_root, "trades")
+    return _one(
+        con,
+        f"""
+        SELECT count(*) AS trades,
+               count(*) FILTER (WHERE NOT (price > 0)) AS non_positive_price,
+               count(*) FILTER (WHERE NOT (amount > 0)) AS non_positive_amount,
+               count(*) FILTER (WHERE side IS NULL OR side NOT IN ('buy', 'sell', 'unknown')) AS bad_side,
+               count(id) - count(DISTINCT id) AS duplicate_ids
+        FROM read_parquet({src})
+        """,
+    )
+
+
+def grid_figures(con: duckdb.DuckDBPyConnection, table: str, day: DaySlice, value_column: str | None) -> dict:
+    """Rows of one day in a feature table against the grid, and NULLs of `value_column` after its first value."""
+    where = (
+        f"instrument = '{day.instrument}' AND ts >= make_timestamp({day.start_us})::TIMESTAMPTZ "
+        f"AND ts < make_timestamp({day.start_us + MICROS_PER_DAY})::TIMESTAMPTZ"
+    )
+    missing = "0"
+    if value_column:
+        missing = (
+            f"count(*) FILTER (WHERE {value_column} IS NULL AND ts > "
+            f"(SELECT min(ts) FROM {table} WHERE {where} AND {value_column} IS NOT NULL))"
+        )
+    figures = _one(
+        con,
+        f"SELECT count(*) AS rows, count(DISTINCT ts) AS distinct_ts, {missing} AS missing_after_first FROM {table} WHERE {where}",
+    )
+    figures["expected_rows"] = MICROS_PER_DAY // day.step_us
+    return figures
