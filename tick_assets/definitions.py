@@ -6,11 +6,15 @@ import os
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
+from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from tick_assets import settings
+from tick_assets.assets.analytics import build_analytics_assets
+from tick_assets.assets.checks import build_feature_checks, build_raw_checks
+from tick_assets.assets.features import build_feature_assets
 from tick_assets.assets.partitions import configured_partitions
-from tick_assets.assets.raw import build_raw_assets
-from tick_assets.assets.resources import LakeResource, TardisResource
+from tick_assets.assets.raw import build_raw_assets, configured_backfill_policy
+from tick_assets.assets.resources import FeatureSettings, LakeResource, TardisResource
 from tick_assets.assets.warehouse import build_raw_views_asset
 
 # The key itself is resolved by Dagster at run time and never appears in config shown in the UI; without
@@ -18,11 +22,20 @@ from tick_assets.assets.warehouse import build_raw_views_asset
 _api_key = dg.EnvVar("TARDIS_API_KEY") if os.environ.get("TARDIS_API_KEY") else None
 
 partitions = configured_partitions()
+policy = configured_backfill_policy()
 raw_assets = build_raw_assets(settings.raw_data_types(), partitions)
-raw_views = build_raw_views_asset(raw_assets)
+raw_by_type = {a.key.path[-1]: a for a in raw_assets}
+book, trades = raw_by_type.get("book_snapshot_25"), raw_by_type.get("trades")
+assets: list[dg.AssetsDefinition] = [*raw_assets, build_raw_views_asset(raw_assets)]
+checks = build_raw_checks(book, trades, partitions)
+if book is not None and trades is not None:  # the features need both raw data types
+    depth, trade_bars = build_feature_assets(book, trades, partitions, policy)
+    assets += [depth, trade_bars, *build_analytics_assets(depth, trade_bars, partitions, policy)]
+    checks += build_feature_checks(depth, trade_bars, partitions)
 
 defs = dg.Definitions(
-    assets=[*raw_assets, raw_views],
+    assets=assets,
+    asset_checks=checks,
     resources={
         "tardis": TardisResource(
             api_key=_api_key,
@@ -31,7 +44,9 @@ defs = dg.Definitions(
             data_dir=str(settings.data_dir()),
         ),
         "lake": LakeResource(data_dir=str(settings.data_dir())),
+        "features": FeatureSettings(),
         "duckdb": DuckDBResource(database=str(settings.warehouse_path())),
+        "warehouse_io": DuckDBPandasIOManager(database=str(settings.warehouse_path())),
     },
     sensors=[
         dg.AutomationConditionSensorDefinition(

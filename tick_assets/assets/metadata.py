@@ -93,14 +93,3 @@ def describe_result(result: DayResult) -> str:
         f"{result.download.retries} retries, {result.download.limiter_wait_seconds:.2f} s limiter wait) -> "
         f"{_size(result.write.parquet_bytes)} Parquet in {result.write.seconds:.2f} s"
     )
-
-
-def failure_description(failed: list[DayResult], total: int) -> str:
-    """The step failure text: which partitions failed and why (each error already says what to do)."""
-    if total == 1:
-        return str(failed[0].error)
-    lines = [f"{len(failed)} of {total} partitions failed (the others were written and recorded):"]
-    lines += [f"- {r.request.key}: {type(r.error).__name__}: {r.error}" for r in failed[:20]]
-    if len(failed) > 20:
-        lines.append(f"- ... and {len(failed) - 20} more")
-    return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from tick_assets import settings
+from tick_assets.features.grid import DaySlice
 from tick_assets.lake import DayRequest
 from tick_assets.tardis.urls import parse_date
 
@@ -43,3 +44,15 @@ def day_requests(
         exchange, symbol = split_instrument(dims[INSTRUMENT])
         requests.append(DayRequest(data_type, exchange, symbol, parse_date(dims[DATE]), key=key))
     return requests
+
+
+def day_slices(
+    partitions_def: dg.MultiPartitionsDefinition, partition_keys: list[str], step_ms: int = 1000
+) -> list[tuple[str, DaySlice]]:
+    """(partition key, grid slice) for every partition key of the run."""
+    slices = []
+    for key in partition_keys:
+        dims = partitions_def.get_partition_key_from_str(key).keys_by_dimension
+        exchange, symbol = split_instrument(dims[INSTRUMENT])
+        slices.append((key, DaySlice(exchange, symbol, parse_date(dims[DATE]), step_ms)))
+    return slices

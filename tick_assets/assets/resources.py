@@ -84,3 +84,11 @@ class LakeResource(dg.ConfigurableResource):
             zstd_level=self.zstd_level,
             temp_directory=self.root / "_tmp",
         )
+
+
+class FeatureSettings(dg.ConfigurableResource):
+    """Settings of the feature assets (resource `features`)."""
+
+    #: Grid step of features/depth and features/trade_bars; changing it needs a re-materialization of every
+    #: partition (one table holds one grid).
+    grid_step_ms: int = 1000

@@ -1,0 +1,126 @@
+"""features/depth and features/trade_bars: the raw lake partitions on a fixed UTC grid, in the warehouse."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from tick_assets.assets.partitions import day_slices
+from tick_assets.assets.reporting import PartitionOutcome, report
+from tick_assets.assets.resources import FeatureSettings, LakeResource
+from tick_assets.features.depth import depth_sql
+from tick_assets.features.grid import DaySlice
+from tick_assets.features.store import replace_slice
+from tick_assets.features.trade_bars import trade_bars_sql
+
+FEATURES_SCHEMA = "features"
+DUCKDB_POOL = "duckdb"
+
+#: Materialize a partition once its raw upstream partition has (newly) landed and nothing upstream is running.
+FOLLOW_UPSTREAM = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after its upstream partitions land")
+
+
+def partition_expr(time_column: str) -> dict[str, str]:
+    """How the DuckDB IO manager finds a partition in a feature or analytics table (UTC day x instrument)."""
+    return {"date": f"timezone('UTC', {time_column})", "instrument": "instrument"}
+
+
+def _build_feature_asset(
+    name: str,
+    upstream: dg.AssetsDefinition,
+    query: Callable[[Path, DaySlice], str],
+    summary_sql: str,
+    description: str,
+    partitions_def: dg.MultiPartitionsDefinition,
+    backfill_policy: dg.BackfillPolicy,
+) -> dg.AssetsDefinition:
+    code_version = f"{name}-v1"
+
+    @dg.asset(
+        key=[FEATURES_SCHEMA, name],
+        description=description,
+        deps=[upstream],
+        partitions_def=partitions_def,
+        backfill_policy=backfill_policy,
+        pool=DUCKDB_POOL,
+        group_name="features",
+        kinds={"duckdb", "sql"},
+        code_version=code_version,
+        io_manager_key="warehouse_io",
+        automation_condition=FOLLOW_UPSTREAM,
+        metadata={"partition_expr": partition_expr("ts"), "dagster/table_name": f"{FEATURES_SCHEMA}.{name}"},
+    )
+    def feature_asset(
+        context: dg.AssetExecutionContext,
+        duckdb: DuckDBResource,
+        lake: LakeResource,
+        features: FeatureSettings,
+    ) -> dg.MaterializeResult:
+        outcomes = []
+        Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
+        with duckdb.get_connection() as con:
+            for key, day in day_slices(partitions_def, context.partition_keys, features.grid_step_ms):
+                try:
+                    written = replace_slice(con, FEATURES_SCHEMA, name, query(lake.root, day), day)
+                    cur = con.execute(summary_sql.format(table=written.table), [day.instrument, day.start_us])
+                    summary = dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
+                except Exception as exc:  # one verdict per partition; report() fails the step
+                    context.log.error(f"{key}: {type(exc).__name__}: {exc}")
+                    outcomes.append(PartitionOutcome(key, error=exc))
+                    continue
+                context.log.info(f"{key}: {written.rows:,} grid rows in {written.seconds:.2f} s")
+                metadata = {
+                    "dagster/row_count": written.rows,
+                    "grid_step_ms": day.step_ms,
+                    "seconds": round(written.seconds, 3),
+                    **{k: round(float(v), 6) for k, v in summary.items() if v is not None},
+                }
+                outcomes.append(PartitionOutcome(key, metadata))
+        return report(context, partitions_def, code_version, outcomes)
+
+    return feature_asset
+
+
+_SLICE = (
+    "instrument = $1 AND ts >= make_timestamp($2::BIGINT)::TIMESTAMPTZ "
+    "AND ts < make_timestamp($2::BIGINT + 86400000000)::TIMESTAMPTZ"
+)
+
+
+def build_feature_assets(
+    book: dg.AssetsDefinition,
+    trades: dg.AssetsDefinition,
+    partitions_def: dg.MultiPartitionsDefinition,
+    backfill_policy: dg.BackfillPolicy,
+) -> list[dg.AssetsDefinition]:
+    """features/depth (from raw/book_snapshot_25) and features/trade_bars (from raw/trades)."""
+    return [
+        _build_feature_asset(
+            "depth",
+            book,
+            depth_sql,
+            "SELECT count(mid) AS rows_with_book, avg(spread_bps) AS mean_spread_bps, sum(updates) AS book_updates "
+            f"FROM {{table}} WHERE {_SLICE}",
+            "Order book on a fixed UTC grid (last snapshot at or before each point): mid, spread, microprice, "
+            "depth and notional at 1/5/10/25 levels, imbalance, depth within 10/25/50 bps, staleness, updates.",
+            partitions_def,
+            backfill_policy,
+        ),
+        _build_feature_asset(
+            "trade_bars",
+            trades,
+            trade_bars_sql,
+            "SELECT count(open) AS rows_with_trades, sum(trades) AS trades, sum(volume) AS volume "
+            f"FROM {{table}} WHERE {_SLICE}",
+            "Trades on the same grid, bar t = [t, t + step): OHLC, volume, notional, VWAP, count, buy, sell "
+            "and signed (taker) volume.",
+            partitions_def,
+            backfill_policy,
+        ),
+    ]
