@@ -69,7 +69,15 @@ def test_assets_pools_partitions_and_backfill_policy(monkeypatch) -> None:
         )
         graph = module.defs.resolve_asset_graph()
         keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-        assert keys == {"raw/trades", "raw/book_snapshot_25", "warehouse/raw_views"}
+        assert keys == {
+            "raw/trades",
+            "raw/book_snapshot_25",
+            "warehouse/raw_views",
+            "features/depth",
+            "features/trade_bars",
+            "analytics/microstructure_1m",
+            "analytics/daily_summary",
+        }
         trades = module.defs.resolve_assets_def(dg.AssetKey(["raw", "trades"]))
         assert trades.op.pool == "tardis"
         assert trades.backfill_policy == dg.BackfillPolicy.multi_run(10)

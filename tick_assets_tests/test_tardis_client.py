@@ -14,13 +14,14 @@ from tick_assets.emulator.faults import FaultConfig
 from tick_assets.tardis import TardisClient, errors
 from tick_assets.tardis.ratelimit import LimiterConfig
 from tick_assets.tardis.retry import RetryPolicy
-from tick_assets_tests.conftest import EXPORTED_UNTIL, make_client
+from tick_assets_tests.conftest import EXPORTED_UNTIL, TEST_SCALE, make_client
 
 DAY = dt.date(2024, 1, 2)
 
 
 def _server_file(cache: Path, name_part: str) -> bytes:
-    matches = [p for p in cache.rglob("*.csv.gz") if name_part in str(p)]
+    # The session cache holds one folder per scale; the default emulator serves TEST_SCALE.
+    matches = [p for p in (cache / f"v1-s{TEST_SCALE}").rglob("*.csv.gz") if name_part in str(p)]
     assert len(matches) == 1, matches
     return matches[0].read_bytes()
 

@@ -25,7 +25,8 @@ def _qty(side: str, i: int) -> str:
 
 
 def _sum(terms: list[str]) -> str:
-    return " + ".join(terms)
+    # Missing levels of a book count as 0; no book at all (before the day's first snapshot) stays NULL.
+    return "CASE WHEN st IS NOT NULL THEN " + " + ".join(terms) + " END"
 
 
 def feature_columns_sql() -> str:

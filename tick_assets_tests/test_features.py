@@ -1,0 +1,258 @@
+"""Grid features against a straightforward pandas/numpy computation written here, on emulator and real data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from tick_assets.emulator.synth import write_dataset
+from tick_assets.features.depth import BAND_BPS, DEPTH_LEVELS, depth_sql
+from tick_assets.features.grid import DaySlice
+from tick_assets.features.microstructure import microstructure_1m, order_flow_imbalance
+from tick_assets.features.trade_bars import trade_bars_sql
+from tick_assets.lake import partition_file, write_partition
+from tick_assets_tests.conftest import SAMPLES
+
+
+def _query(sql: str) -> pd.DataFrame:
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.sql(sql).df()
+
+
+def _lake_from_emulator(lake: Path, data_type: str, day: dt.date, scale: int = 3000) -> DaySlice:
+    src = lake.parent / f"{data_type}.csv.gz"
+    write_dataset("binance-futures", "BTCUSDT", data_type, day, scale, src)
+    write_partition(src, partition_file(lake, data_type, "binance-futures", "BTCUSDT", day), data_type)
+    return DaySlice("binance-futures", "BTCUSDT", day)
+
+
+def _lake_from_sample(
+    lake: Path, sample: str, data_type: str, day: dt.date, exchange: str, symbol: str
+) -> None:
+    src = lake.parent / f"{sample}.gz"
+    with open(SAMPLES / sample, "rb") as f, gzip.open(src, "wb") as g:
+        shutil.copyfileobj(f, g)
+    write_partition(src, partition_file(lake, data_type, exchange, symbol, day), data_type)
+
+
+def reference_depth(book: pd.DataFrame, day: DaySlice) -> pd.DataFrame:
+    """Last snapshot at or before each grid point, then the features, the obvious way."""
+    book = book.reset_index(drop=True)
+    last = book.groupby("local_timestamp", sort=True).tail(1)  # the last of equal timestamps, in file order
+    last = last.sort_values("local_timestamp", kind="stable")
+    grid = np.arange(day.start_us, day.start_us + 86_400_000_000, day.step_us)
+    pos = np.searchsorted(last["local_timestamp"].to_numpy(), grid, side="right") - 1
+    rows = last.iloc[np.clip(pos, 0, None)].reset_index(drop=True)
+    rows[pos < 0] = np.nan
+    bid_p = np.stack([rows[f"bids[{i}].price"] for i in range(25)], axis=1)
+    bid_q = np.stack([rows[f"bids[{i}].amount"] for i in range(25)], axis=1)
+    ask_p = np.stack([rows[f"asks[{i}].price"] for i in range(25)], axis=1)
+    ask_q = np.stack([rows[f"asks[{i}].amount"] for i in range(25)], axis=1)
+    out = pd.DataFrame({"t": grid})
+    out["staleness_ms"] = (grid - rows["local_timestamp"].to_numpy()) / 1000
+    bucket = (
+        day.start_us
+        + np.ceil((book["local_timestamp"] - day.start_us) / day.step_us).astype(np.int64) * day.step_us
+    )
+    out["updates"] = out["t"].map(bucket.value_counts()).fillna(0)
+    out["mid"] = (ask_p[:, 0] + bid_p[:, 0]) / 2
+    out["spread_bps"] = (ask_p[:, 0] - bid_p[:, 0]) / out["mid"] * 1e4
+    out["microprice"] = (ask_p[:, 0] * bid_q[:, 0] + bid_p[:, 0] * ask_q[:, 0]) / (bid_q[:, 0] + ask_q[:, 0])
+    for n in DEPTH_LEVELS:
+        b, a = np.nansum(bid_q[:, :n], axis=1), np.nansum(ask_q[:, :n], axis=1)
+        out[f"bid_depth_{n}"], out[f"ask_depth_{n}"] = b, a
+        out[f"bid_notional_{n}"] = np.nansum(bid_p[:, :n] * bid_q[:, :n], axis=1)
+        out[f"imbalance_{n}"] = (b - a) / np.where(b + a == 0, np.nan, b + a)
+    mid = out["mid"].to_numpy()[:, None]
+    for bps in BAND_BPS:
+        out[f"bid_depth_{bps}bps"] = np.nansum(np.where(bid_p >= mid * (1 - bps / 1e4), bid_q, 0), axis=1)
+        out[f"ask_depth_{bps}bps"] = np.nansum(np.where(ask_p <= mid * (1 + bps / 1e4), ask_q, 0), axis=1)
+    missing = pos < 0
+    for column in out.columns:
+        if column not in ("t", "updates"):
+            out.loc[missing, column] = np.nan
+    return out
+
+
+def _compare(ours: pd.DataFrame, ref: pd.DataFrame, columns) -> None:
+    for column in columns:
+        np.testing.assert_allclose(
+            ours[column].to_numpy(dtype=float),
+            ref[column].to_numpy(dtype=float),
+            rtol=1e-9,
+            atol=1e-9,
+            equal_nan=True,
+            err_msg=column,
+        )
+
+
+DEPTH_COLUMNS = (
+    ["staleness_ms", "updates", "mid", "spread_bps", "microprice"]
+    + [f"{k}_{n}" for n in DEPTH_LEVELS for k in ("bid_depth", "ask_depth", "bid_notional", "imbalance")]
+    + [f"{s}_depth_{b}bps" for b in BAND_BPS for s in ("bid", "ask")]
+)
+
+
+@pytest.mark.parametrize("step_ms", [1000, 250])
+def test_depth_matches_the_reference_on_emulator_data(tmp_path, step_ms) -> None:
+    day = dt.date(2024, 1, 2)
+    base = _lake_from_emulator(tmp_path / "lake", "book_snapshot_25", day)
+    day_slice = DaySlice(base.exchange, base.symbol, day, step_ms)
+    ours = _query(depth_sql(tmp_path / "lake", day_slice))
+    book = pd.read_parquet(
+        partition_file(tmp_path / "lake", "book_snapshot_25", "binance-futures", "BTCUSDT", day)
+    )
+    ref = reference_depth(book, day_slice)
+    assert len(ours) == len(ref) == 86_400_000 // step_ms
+    micros = (ours["ts"] - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(microseconds=1)
+    assert (micros == ref["t"]).all()
+    assert ours["mid"].notna().sum() > 0.9 * len(ours)
+    _compare(ours, ref, DEPTH_COLUMNS)
+
+
+def test_depth_matches_the_reference_on_the_real_sample(tmp_path) -> None:
+    day = dt.date(2020, 9, 1)
+    _lake_from_sample(
+        tmp_path / "lake",
+        "nautechsystems__binance-futures_book_snapshot_25_BTCUSDT.csv",
+        "book_snapshot_25",
+        day,
+        "binance-futures",
+        "BTCUSDT",
+    )
+    day_slice = DaySlice("binance-futures", "BTCUSDT", day, 100)
+    ours = _query(depth_sql(tmp_path / "lake", day_slice))
+    book = pd.read_parquet(
+        partition_file(tmp_path / "lake", "book_snapshot_25", "binance-futures", "BTCUSDT", day)
+    )
+    ref = reference_depth(book, day_slice)
+    _compare(ours, ref, DEPTH_COLUMNS)
+    first = ours["mid"].first_valid_index()
+    assert ours.loc[first, "mid"] == pytest.approx((11657.08 + 11657.07) / 2)  # the sample's first book
+    assert ours["updates"].sum() == len(book)  # every snapshot of the file counted once (none at day end)
+
+
+def reference_bars(trades: pd.DataFrame, day: DaySlice) -> pd.DataFrame:
+    t = day.start_us + (trades["local_timestamp"] - day.start_us) // day.step_us * day.step_us
+    g = trades.assign(
+        t=t,
+        notional=trades["price"] * trades["amount"],
+        buy=trades["amount"].where(trades["side"] == "buy", 0.0),
+        sell=trades["amount"].where(trades["side"] == "sell", 0.0),
+    ).groupby("t", sort=True)
+    bars = pd.DataFrame(
+        {
+            "open": g["price"].first(),
+            "high": g["price"].max(),
+            "low": g["price"].min(),
+            "close": g["price"].last(),
+            "volume": g["amount"].sum(),
+            "notional": g["notional"].sum(),
+            "trades": g.size(),
+            "buy_volume": g["buy"].sum(),
+            "sell_volume": g["sell"].sum(),
+        }
+    )
+    grid = pd.DataFrame(index=np.arange(day.start_us, day.start_us + 86_400_000_000, day.step_us))
+    out = grid.join(bars)
+    for c in ("volume", "notional", "trades", "buy_volume", "sell_volume"):
+        out[c] = out[c].fillna(0)
+    out["vwap"] = out["notional"] / out["volume"].where(out["volume"] > 0)
+    out["signed_volume"] = out["buy_volume"] - out["sell_volume"]
+    return out.reset_index(drop=True)
+
+
+BAR_COLUMNS = [
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "notional",
+    "vwap",
+    "trades",
+    "buy_volume",
+    "sell_volume",
+    "signed_volume",
+]
+
+
+def test_trade_bars_match_the_reference_and_keep_every_trade(tmp_path) -> None:
+    day = dt.date(2020, 2, 22)
+    _lake_from_sample(
+        tmp_path / "lake", "nautechsystems__tardis_trades.csv", "trades", day, "binance-futures", "BTCUSDT"
+    )
+    day_slice = DaySlice("binance-futures", "BTCUSDT", day, 1000)
+    ours = _query(trade_bars_sql(tmp_path / "lake", day_slice))
+    trades = pd.read_parquet(partition_file(tmp_path / "lake", "trades", "binance-futures", "BTCUSDT", day))
+    in_day = trades[
+        (trades["local_timestamp"] >= day_slice.start_us)
+        & (trades["local_timestamp"] < day_slice.start_us + 86_400_000_000)
+    ]
+    assert len(in_day) > 1000
+    _compare(ours, reference_bars(in_day, day_slice), BAR_COLUMNS)
+    assert ours["trades"].sum() == len(in_day)
+    assert ours["volume"].sum() == pytest.approx(in_day["amount"].sum())
+
+
+def test_trade_bars_on_emulator_data(tmp_path) -> None:
+    day_slice = _lake_from_emulator(tmp_path / "lake", "trades", dt.date(2024, 1, 2), scale=30_000)
+    ours = _query(trade_bars_sql(tmp_path / "lake", day_slice))
+    trades = pd.read_parquet(
+        partition_file(tmp_path / "lake", "trades", "binance-futures", "BTCUSDT", "2024-01-02")
+    )
+    _compare(ours, reference_bars(trades, day_slice), BAR_COLUMNS)
+
+
+def test_ofi_and_minute_bars_against_a_loop_over_a_small_frame() -> None:
+    ts = pd.date_range("2024-01-02", periods=180, freq="1s", tz="UTC")
+    rng = np.random.default_rng(7)
+    bid = 100 + np.cumsum(rng.choice([-0.5, 0, 0.5], size=180))
+    depth = pd.DataFrame(
+        {
+            "instrument": "x:Y",
+            "ts": ts,
+            "best_bid": bid,
+            "best_ask": bid + 0.5,
+            "bid_size": rng.uniform(1, 5, 180),
+            "ask_size": rng.uniform(1, 5, 180),
+            "mid": bid + 0.25,
+            "spread_bps": 0.5 / (bid + 0.25) * 1e4,
+            "imbalance_5": rng.uniform(-1, 1, 180),
+        }
+    )
+    expected = [0.0]
+    for n in range(1, 180):  # the textbook definition, one event at a time
+        p, q = depth.iloc[n], depth.iloc[n - 1]
+        e = (p.bid_size if p.best_bid >= q.best_bid else 0) - (q.bid_size if p.best_bid <= q.best_bid else 0)
+        e += -(p.ask_size if p.best_ask <= q.best_ask else 0) + (
+            q.ask_size if p.best_ask >= q.best_ask else 0
+        )
+        expected.append(e)
+    np.testing.assert_allclose(order_flow_imbalance(depth), expected)
+    bars = pd.DataFrame(
+        {
+            "instrument": "x:Y",
+            "ts": ts,
+            "volume": 1.0,
+            "notional": depth["mid"],
+            "signed_volume": 1.0,
+            "trades": 1,
+        }
+    )
+    minutes = microstructure_1m(depth, bars)
+    assert list(minutes["volume"]) == [60.0, 60.0, 60.0]
+    first = depth.iloc[:60]
+    assert minutes["mid_open"][0] == first["mid"].iloc[0] and minutes["mid_close"][0] == first["mid"].iloc[-1]
+    r = np.diff(np.log(first["mid"]))
+    assert minutes["realized_vol"][0] == pytest.approx(np.sqrt((r**2).sum()))
+    assert minutes["ofi_1"][1] == pytest.approx(sum(expected[60:120]))
+    assert minutes["vwap"][0] == pytest.approx(first["mid"].mean())
