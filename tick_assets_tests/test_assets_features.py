@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
@@ -72,3 +74,84 @@ def test_ranged_run_flows_from_raw_to_analytics_with_passing_checks(start_emulat
     assert [(i, str(d)) for i, d, _ in summary] == [(BTC, "2024-01-02"), (BTC, "2024-01-03")]
     chart = tmp_path / "reports" / "daily_summary" / "binance-futures-BTCUSDT" / "2024-01-02.png"
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _bad_fixtures(folder, day: str) -> None:
+    """A book day with crossed books and a backwards receive time, and a trades day with invalid values."""
+    import gzip as gz
+
+    from tick_assets.emulator.synth import generate_table
+
+    folder.mkdir()
+    when = dt.date.fromisoformat(day)
+    book = generate_table("binance-futures", "BTCUSDT", "book_snapshot_25", when, 20_000).to_pandas()
+    crossed = book.index[100:200]  # 100 of ~20k snapshots: 0.5%, above the 0.1% tolerance
+    book.loc[crossed, "bids[0].price"] = book.loc[crossed, "asks[0].price"] + 1
+    book.loc[5000, "local_timestamp"] = book.loc[4000, "local_timestamp"]
+    trades = generate_table("binance-futures", "BTCUSDT", "trades", when, 20_000).to_pandas()
+    trades.loc[10, "price"] = -1.0
+    trades.loc[11, "side"] = "sideways"
+    trades.loc[12, "id"] = trades.loc[13, "id"]
+    for data_type, frame in (("book_snapshot_25", book), ("trades", trades)):
+        with gz.open(folder / f"binance-futures_{data_type}_{day}_BTCUSDT.csv.gz", "wt", newline="") as f:
+            frame.to_csv(f, index=False)
+
+
+def test_checks_fail_on_bad_data_and_blocking_ones_stop_the_features(start_emulator, tmp_path) -> None:
+    _bad_fixtures(tmp_path / "fixtures", "2024-01-02")
+    server = start_emulator(fixtures=tmp_path / "fixtures")
+    assets, res = _platform(server, tmp_path / "data")
+    result = dg.materialize(
+        assets,
+        resources=res,
+        instance=dg.DagsterInstance.ephemeral(),
+        partition_key=f"2024-01-02|{BTC}",
+        raise_on_error=False,
+    )
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not evaluations["book_not_crossed"].passed
+    assert evaluations["book_not_crossed"].severity == dg.AssetCheckSeverity.ERROR
+    assert evaluations["book_not_crossed"].metadata["crossed"].value == 100
+    assert not evaluations["local_timestamp_in_order"].passed
+    assert evaluations["local_timestamp_in_order"].metadata["local_timestamp_decreases"].value == 1
+    trade_check = evaluations["trade_values_valid"]
+    assert not trade_check.passed
+    assert {k: trade_check.metadata[k].value for k in ("non_positive_price", "bad_side")} == {
+        "non_positive_price": 1,
+        "bad_side": 1,
+    }
+    duplicates = evaluations["no_duplicate_trade_ids"]
+    assert not duplicates.passed and duplicates.severity == dg.AssetCheckSeverity.WARN
+    assert duplicates.metadata["duplicate_ids"].value == 1
+    # Blocking ERROR checks failed upstream: no feature or analytics step ran in this run.
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"raw/book_snapshot_25", "raw/trades"}
+    assert "grid_complete" not in evaluations
+
+
+def test_downstream_assets_receive_only_their_partition(start_emulator, tmp_path) -> None:
+    assets, res = _platform(start_emulator(scale=20_000), tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    eth = "deribit:BTC-PERPETUAL"
+    plain = [a for a in assets if not isinstance(a, dg.AssetChecksDefinition)]
+    upstream = [a for a in plain if a.key.path[0] in ("raw", "features")]
+    for instrument in (BTC, eth):
+        tags = {RANGE_START: f"2024-01-02|{instrument}", RANGE_END: f"2024-01-03|{instrument}"}
+        assert dg.materialize(upstream, resources=res, instance=instance, tags=tags).success
+    analytics = plain
+    result = dg.materialize(
+        analytics,
+        selection=[dg.AssetKey(["analytics", "microstructure_1m"])],
+        resources=res,
+        instance=instance,
+        partition_key=f"2024-01-03|{eth}",
+    )
+    assert result.success
+    (output,) = [e for e in result.get_asset_materialization_events()]
+    assert output.materialization.partition == f"2024-01-03|{eth}"
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        got = con.sql(
+            "SELECT instrument, minute::DATE, count(*) FROM analytics.microstructure_1m GROUP BY ALL"
+        ).fetchall()
+    assert [(i, str(d), n) for i, d, n in got] == [(eth, "2024-01-03", 1440)]
