@@ -6,8 +6,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from tick_assets.assets.features import DUCKDB_POOL, FOLLOW_UPSTREAM, partition_expr
-from tick_assets.assets.resources import LakeResource
+from tick_assets.assets.features import FOLLOW_UPSTREAM, partition_expr
+from tick_assets.assets.resources import DUCKDB_POOL, LakeResource
 from tick_assets.features import microstructure
 from tick_assets.features.charts import daily_chart_png
 from tick_assets.tardis.urls import sanitize_for_file_name

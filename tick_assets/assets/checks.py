@@ -1,15 +1,15 @@
 """Data-quality asset checks on raw books, raw trades and the feature grids (figures reported as metadata)."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from tick_assets.assets.features import DUCKDB_POOL
 from tick_assets.assets.partitions import day_slices
-from tick_assets.assets.resources import FeatureSettings, LakeResource
+from tick_assets.assets.resources import DUCKDB_POOL, FeatureSettings, LakeResource
 from tick_assets.features import quality
 from tick_assets.features.grid import DaySlice
 
@@ -23,7 +23,6 @@ MAX_SILENCE_SECONDS = 60.0
 
 
 def _verdict(
-    context: dg.AssetCheckExecutionContext,
     keyed: list[tuple[str, Figures]],
     passes: Callable[[Figures], bool],
     severity: dg.AssetCheckSeverity,
@@ -47,138 +46,117 @@ def _verdict(
     )
 
 
+@dataclass(frozen=True)
+class Rule:
+    """One check over a partition's figures: which figures it shows, when it passes, how bad a failure is."""
+
+    name: str
+    doc: str
+    shown: tuple[str, ...]
+    passes: Callable[[Figures], bool]
+    severity: dg.AssetCheckSeverity
+    blocking: bool = False
+
+
+BOOK_RULES = (
+    Rule(
+        "book_not_crossed",
+        "crossed books (bid > ask) must stay rare: fails above 0.1% of snapshots; locked books are counted",
+        ("snapshots", "crossed", "locked"),
+        lambda f: f["crossed"] <= MAX_CROSSED_SHARE * max(1, f["snapshots"]),
+        dg.AssetCheckSeverity.ERROR,
+        blocking=True,
+    ),
+    Rule(
+        "local_timestamp_in_order",
+        "receive times must not go backwards in file order (the grid sampling relies on it)",
+        ("snapshots", "local_timestamp_decreases"),
+        lambda f: f["local_timestamp_decreases"] == 0,
+        dg.AssetCheckSeverity.ERROR,
+        blocking=True,
+    ),
+    Rule(
+        "local_after_exchange_timestamp",
+        "local_timestamp >= timestamp; above 1% of snapshots received before the exchange stamped them: clock skew",
+        ("snapshots", "local_before_exchange", "max_exchange_ahead_ms"),
+        lambda f: f["local_before_exchange"] <= MAX_LOCAL_BEFORE_EXCHANGE_SHARE * max(1, f["snapshots"]),
+        dg.AssetCheckSeverity.WARN,
+    ),
+    Rule(
+        "longest_silence",
+        "the longest gap without a snapshot in the UTC day (edges included); above 60 s the grid goes stale",
+        ("snapshots", "longest_silence_seconds", "longest_silence_since_us"),
+        lambda f: (f["longest_silence_seconds"] or 0) <= MAX_SILENCE_SECONDS,
+        dg.AssetCheckSeverity.WARN,
+    ),
+)
+
+TRADE_RULES = (
+    Rule(
+        "trade_values_valid",
+        "every trade needs a positive price and amount and a side of buy/sell/unknown (bars would be wrong)",
+        ("trades", "non_positive_price", "non_positive_amount", "bad_side"),
+        lambda f: f["non_positive_price"] == f["non_positive_amount"] == f["bad_side"] == 0,
+        dg.AssetCheckSeverity.ERROR,
+        blocking=True,
+    ),
+    Rule(
+        "no_duplicate_trade_ids",
+        "trade ids are unique within the day (some venues reuse ids; volume may be double counted)",
+        ("trades", "duplicate_ids"),
+        lambda f: f["duplicate_ids"] == 0,
+        dg.AssetCheckSeverity.WARN,
+    ),
+)
+
+
+def _lake_checks(
+    asset: dg.AssetsDefinition,
+    rules: tuple[Rule, ...],
+    figures: Callable[[duckdb.DuckDBPyConnection, Any, DaySlice], Figures],
+    partitions_def: dg.MultiPartitionsDefinition,
+) -> dg.AssetChecksDefinition:
+    """All `rules` of one raw asset in one step: each partition's lake file is scanned once for all of them."""
+    specs = [
+        dg.AssetCheckSpec(
+            r.name, asset=asset.key, description=r.doc, blocking=r.blocking, partitions_def=partitions_def
+        )
+        for r in rules
+    ]
+
+    @dg.multi_asset_check(specs=specs, name=f"{asset.key.path[-1]}_quality")
+    def lake_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource):
+        with duckdb.connect() as con:
+            keyed = [
+                (key, figures(con, lake.root, day))
+                for key, day in day_slices(partitions_def, context.partition_keys)
+            ]
+        for rule in rules:
+            shown = [(key, {n: f[n] for n in rule.shown}) for key, f in keyed]
+            result = _verdict(shown, rule.passes, rule.severity, rule.doc)
+            yield dg.AssetCheckResult(
+                asset_key=asset.key,
+                check_name=rule.name,
+                passed=result.passed,
+                severity=result.severity,
+                metadata=result.metadata,
+                description=result.description,
+            )
+
+    return lake_checks
+
+
 def build_raw_checks(
     book: dg.AssetsDefinition | None,
     trades: dg.AssetsDefinition | None,
     partitions_def: dg.MultiPartitionsDefinition,
 ) -> list[dg.AssetChecksDefinition]:
     """Checks of raw/book_snapshot_25 and raw/trades (run on the lake files, no warehouse)."""
-    checks: list[dg.AssetChecksDefinition] = []
-
-    def per_day(
-        context, lake: LakeResource, figures: Callable[[duckdb.DuckDBPyConnection, Any, DaySlice], Figures]
-    ):
-        with duckdb.connect() as con:
-            return [
-                (key, figures(con, lake.root, day))
-                for key, day in day_slices(partitions_def, context.partition_keys)
-            ]
-
+    checks = []
     if book is not None:
-
-        @dg.asset_check(asset=book, partitions_def=partitions_def, blocking=True, name="book_not_crossed")
-        def book_not_crossed(
-            context: dg.AssetCheckExecutionContext, lake: LakeResource
-        ) -> dg.AssetCheckResult:
-            """Best bid below best ask: fails (blocking) above 0.1% crossed snapshots; locked books are counted."""
-            keyed = per_day(context, lake, quality.book_figures)
-            keyed = [(k, {n: f[n] for n in ("snapshots", "crossed", "locked")}) for k, f in keyed]
-            return _verdict(
-                context,
-                keyed,
-                lambda f: f["crossed"] <= MAX_CROSSED_SHARE * max(1, f["snapshots"]),
-                dg.AssetCheckSeverity.ERROR,
-                "crossed books (bid > ask) must stay rare",
-            )
-
-        @dg.asset_check(
-            asset=book, partitions_def=partitions_def, blocking=True, name="local_timestamp_in_order"
-        )
-        def local_timestamp_in_order(
-            context: dg.AssetCheckExecutionContext, lake: LakeResource
-        ) -> dg.AssetCheckResult:
-            """local_timestamp never decreases in file order (blocking: the grid sampling relies on it)."""
-            keyed = per_day(context, lake, quality.book_figures)
-            keyed = [(k, {n: f[n] for n in ("snapshots", "local_timestamp_decreases")}) for k, f in keyed]
-            return _verdict(
-                context,
-                keyed,
-                lambda f: f["local_timestamp_decreases"] == 0,
-                dg.AssetCheckSeverity.ERROR,
-                "receive times must not go backwards",
-            )
-
-        @dg.asset_check(asset=book, partitions_def=partitions_def, name="local_after_exchange_timestamp")
-        def local_after_exchange_timestamp(
-            context: dg.AssetCheckExecutionContext, lake: LakeResource
-        ) -> dg.AssetCheckResult:
-            """local_timestamp >= timestamp (received after sent); a warning above 1% (exchange clock skew)."""
-            keyed = per_day(context, lake, quality.book_figures)
-            keyed = [
-                (k, {n: f[n] for n in ("snapshots", "local_before_exchange", "max_exchange_ahead_ms")})
-                for k, f in keyed
-            ]
-            return _verdict(
-                context,
-                keyed,
-                lambda f: (
-                    f["local_before_exchange"] <= MAX_LOCAL_BEFORE_EXCHANGE_SHARE * max(1, f["snapshots"])
-                ),
-                dg.AssetCheckSeverity.WARN,
-                "snapshots received before the exchange stamped them point at clock skew",
-            )
-
-        @dg.asset_check(asset=book, partitions_def=partitions_def, name="longest_silence")
-        def longest_silence(
-            context: dg.AssetCheckExecutionContext, lake: LakeResource
-        ) -> dg.AssetCheckResult:
-            """The longest gap without a book snapshot in the UTC day (edges included); a warning above 60 s."""
-            keyed = per_day(context, lake, quality.book_figures)
-            keyed = [
-                (k, {n: f[n] for n in ("snapshots", "longest_silence_seconds", "longest_silence_since_us")})
-                for k, f in keyed
-            ]
-            return _verdict(
-                context,
-                keyed,
-                lambda f: (f["longest_silence_seconds"] or 0) <= MAX_SILENCE_SECONDS,
-                dg.AssetCheckSeverity.WARN,
-                "long silences mean a feed outage: stale grid rows",
-            )
-
-        checks += [
-            book_not_crossed,
-            local_timestamp_in_order,
-            local_after_exchange_timestamp,
-            longest_silence,
-        ]
-
+        checks.append(_lake_checks(book, BOOK_RULES, quality.book_figures, partitions_def))
     if trades is not None:
-
-        @dg.asset_check(asset=trades, partitions_def=partitions_def, blocking=True, name="trade_values_valid")
-        def trade_values_valid(
-            context: dg.AssetCheckExecutionContext, lake: LakeResource
-        ) -> dg.AssetCheckResult:
-            """Price and amount positive, side one of buy/sell/unknown (blocking: bars would be wrong)."""
-            keyed = per_day(context, lake, quality.trade_figures)
-            keyed = [
-                (k, {n: f[n] for n in ("trades", "non_positive_price", "non_positive_amount", "bad_side")})
-                for k, f in keyed
-            ]
-            return _verdict(
-                context,
-                keyed,
-                lambda f: f["non_positive_price"] == f["non_positive_amount"] == f["bad_side"] == 0,
-                dg.AssetCheckSeverity.ERROR,
-                "every trade needs a positive price and amount and a known side",
-            )
-
-        @dg.asset_check(asset=trades, partitions_def=partitions_def, name="no_duplicate_trade_ids")
-        def no_duplicate_trade_ids(
-            context: dg.AssetCheckExecutionContext, lake: LakeResource
-        ) -> dg.AssetCheckResult:
-            """Trade ids are unique within the day (a warning: some venues reuse ids, volume may be double counted)."""
-            keyed = per_day(context, lake, quality.trade_figures)
-            keyed = [(k, {n: f[n] for n in ("trades", "duplicate_ids")}) for k, f in keyed]
-            return _verdict(
-                context,
-                keyed,
-                lambda f: f["duplicate_ids"] == 0,
-                dg.AssetCheckSeverity.WARN,
-                "duplicated trade ids",
-            )
-
-        checks += [trade_values_valid, no_duplicate_trade_ids]
+        checks.append(_lake_checks(trades, TRADE_RULES, quality.trade_figures, partitions_def))
     return checks
 
 
@@ -203,7 +181,6 @@ def build_feature_checks(
                     for key, day in day_slices(partitions_def, context.partition_keys, features.grid_step_ms)
                 ]
             return _verdict(
-                context,
                 keyed,
                 lambda f: (
                     f["rows"] == f["distinct_ts"] == f["expected_rows"] and f["missing_after_first"] == 0

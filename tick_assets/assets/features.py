@@ -8,14 +8,13 @@ from dagster_duckdb import DuckDBResource
 
 from tick_assets.assets.partitions import day_slices
 from tick_assets.assets.reporting import PartitionOutcome, report
-from tick_assets.assets.resources import FeatureSettings, LakeResource
+from tick_assets.assets.resources import DUCKDB_POOL, FeatureSettings, LakeResource
 from tick_assets.features.depth import depth_sql
 from tick_assets.features.grid import DaySlice
 from tick_assets.features.store import replace_slice
 from tick_assets.features.trade_bars import trade_bars_sql
 
 FEATURES_SCHEMA = "features"
-DUCKDB_POOL = "duckdb"
 
 #: Materialize a partition once its raw upstream partition has (newly) landed and nothing upstream is running.
 FOLLOW_UPSTREAM = (

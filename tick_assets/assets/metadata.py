@@ -9,7 +9,6 @@ import dagster as dg
 
 from tick_assets.lake import DayResult
 from tick_assets.lake.schema import PARTITION_COLUMNS, parquet_columns
-from tick_assets.tardis import DownloadResult
 
 
 def column_schema(data_type: str) -> dg.TableSchema:
@@ -20,11 +19,6 @@ def column_schema(data_type: str) -> dg.TableSchema:
             for name, sql_type in (*parquet_columns(data_type), *PARTITION_COLUMNS)
         ]
     )
-
-
-def _transfer_mb_per_second(download: DownloadResult) -> float:
-    busy = download.seconds - download.limiter_wait_seconds
-    return 0.0 if download.from_cache or busy <= 0 else download.compressed_bytes / 1e6 / busy
 
 
 def _utc(micros: int) -> float:
@@ -58,7 +52,7 @@ def partition_metadata(result: DayResult) -> dict[str, Any]:
         "from_cache": download.from_cache,
         "download_seconds": round(download.seconds, 3),
         # Transfer rate: the limiter wait is reported on its own, not folded into the speed.
-        "download_mb_per_second": round(_transfer_mb_per_second(download), 2),
+        "download_mb_per_second": round(download.mb_per_second, 2),
         "retries": download.retries,
         "limiter_wait_seconds": round(download.limiter_wait_seconds, 3),
         "conversion_seconds": round(write.seconds, 3),
@@ -83,9 +77,7 @@ def describe_result(result: DayResult) -> str:
     if result.error is not None:
         return f"{key}: FAILED {type(result.error).__name__}: {result.error}"
     assert result.download is not None and result.write is not None
-    source = (
-        "from cache" if result.download.from_cache else f"{_transfer_mb_per_second(result.download):.2f} MB/s"
-    )
+    source = "from cache" if result.download.from_cache else f"{result.download.mb_per_second:.2f} MB/s"
     if result.write.empty:
         return f"{key}: no data (empty file from Tardis); wrote an empty partition"
     return (

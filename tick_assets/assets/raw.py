@@ -8,12 +8,11 @@ from tick_assets import settings
 from tick_assets.assets.metadata import column_schema, describe_result, partition_metadata
 from tick_assets.assets.partitions import day_requests
 from tick_assets.assets.reporting import PartitionOutcome, report
-from tick_assets.assets.resources import LakeResource, TardisResource
+from tick_assets.assets.resources import TARDIS_POOL, LakeResource, TardisResource
 from tick_assets.lake import ingest_days
 
 #: Bump when the Parquet layout or typing changes, so Dagster flags stored partitions as outdated.
 RAW_CODE_VERSION = "lake-v1"
-TARDIS_POOL = "tardis"
 
 
 def configured_backfill_policy() -> dg.BackfillPolicy:

@@ -12,6 +12,11 @@ from tick_assets.lake import ConversionOptions
 from tick_assets.tardis import LimiterConfig, RetryPolicy, TardisClient
 from tick_assets.tardis.shared import shared_client
 
+#: Pool of download steps (they never open the warehouse); raise it with `dagster instance concurrency set`.
+TARDIS_POOL = "tardis"
+#: Pool of every step that opens data/warehouse.duckdb: DuckDB allows one writer process (limit 1).
+DUCKDB_POOL = "duckdb"
+
 
 class TardisResource(dg.ConfigurableResource):
     """Tardis Datasets access shared by all steps: one machine-wide rate limiter, retries, integrity, cache."""

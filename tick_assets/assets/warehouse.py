@@ -6,10 +6,8 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from tick_assets.assets.resources import LakeResource
+from tick_assets.assets.resources import DUCKDB_POOL, LakeResource
 from tick_assets.lake import describe_raw_views, ensure_raw_views
-
-DUCKDB_POOL = "duckdb"
 
 #: Refresh after new raw partitions land (once any backfill has finished), and build the views the first time.
 REFRESH_VIEWS = (

@@ -18,6 +18,7 @@ from tick_assets.lake.errors import CsvParseError, SchemaMismatchError
 from tick_assets.lake.layout import TEMP_SUFFIX
 from tick_assets.lake.schema import csv_columns_struct, empty_select, parquet_columns, quote, select_list
 from tick_assets.tardis.datatypes import columns, header_line
+from tick_assets.tardis.durable import fsync_path
 
 # A crashed writer leaves a hidden temp file; one this old is certainly abandoned and gets removed.
 _STALE_TEMP_SECONDS = 24 * 3600
@@ -125,16 +126,6 @@ def _copy_sql(source: Path | None, target: Path, data_type: str, options: Conver
     )
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _remove_stale_temps(folder: Path) -> None:
     cutoff = time.time() - _STALE_TEMP_SECONDS
     for stale in folder.glob(f".*{TEMP_SUFFIX}"):
@@ -184,9 +175,9 @@ def write_partition(
                 f"SELECT {', '.join(quote(c) for c in shown)} FROM read_parquet({sql_string(tmp)}) "
                 f"LIMIT {options.preview_rows}"
             ).fetchall()
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, dest)
-        _fsync(dest.parent)
+        fsync_path(dest.parent)
     finally:
         tmp.unlink(missing_ok=True)
         if spill_dir is not None:

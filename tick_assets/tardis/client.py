@@ -20,6 +20,7 @@ import urllib3
 
 from tick_assets import __version__
 from tick_assets.tardis import errors
+from tick_assets.tardis.durable import fsync_path
 from tick_assets.tardis.exchanges import ExchangeDetails
 from tick_assets.tardis.integrity import GzipIntegrityError, has_gzip_magic, verify_gzip
 from tick_assets.tardis.ratelimit import MemoryBackend, Permit, RateLimiter
@@ -79,8 +80,9 @@ class DownloadResult:
 
     @property
     def mb_per_second(self) -> float:
-        """Compressed megabytes per second of the download (0 for a cache hit)."""
-        return 0.0 if self.from_cache or self.seconds <= 0 else self.compressed_bytes / 1e6 / self.seconds
+        """Compressed megabytes per second of the transfer, rate-limiter wait excluded (0 for a cache hit)."""
+        busy = self.seconds - self.limiter_wait_seconds
+        return 0.0 if self.from_cache or busy <= 0 else self.compressed_bytes / 1e6 / busy
 
 
 @dataclass(frozen=True)
@@ -101,19 +103,6 @@ class _Attempt:
 
     attempts: int = 0
     limiter_wait: float = 0.0
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class TardisClient:
@@ -276,7 +265,7 @@ class TardisClient:
             except GzipIntegrityError as exc:
                 raise errors.TransientError(f"{url}: {exc}") from None
             os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            fsync_path(path.parent)
             return info
         finally:
             tmp.unlink(missing_ok=True)
