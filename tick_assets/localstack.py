@@ -32,6 +32,14 @@ query($id: String!) { partitionBackfillOrError(backfillId: $id) {
     runs(limit: 1000) { id status startTime endTime tags { key value } } }
   ... on PythonError { message } } }
 """
+_MATERIALIZATIONS = """
+query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { __typename
+  ... on Asset { assetMaterializations(limit: 10000) { partition runId } } } }
+"""
+_RUNS = """
+{ runsOrError(limit: 1000) { __typename ... on Runs { results { runId status tags { key value } } }
+  ... on PythonError { message } } }
+"""
 _LOCATIONS = """
 { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
   locationOrLoadError { __typename ... on PythonError { message } } } } } }
@@ -210,3 +218,20 @@ class DagsterStack:
                 return state
             time.sleep(poll)
         raise TimeoutError(f"backfill {backfill_id} not finished after {timeout:.0f} s")
+
+    def materialized_partitions(self, asset_path: list[str]) -> dict[str, str]:
+        """Partition key -> id of the run that last materialized it, for one asset."""
+        found = self.graphql(_MATERIALIZATIONS, {"key": {"path": asset_path}})["assetOrError"]
+        if found["__typename"] != "Asset":
+            return {}
+        latest: dict[str, str] = {}
+        for event in reversed(found["assetMaterializations"]):  # newest first from the API
+            latest[event["partition"]] = event["runId"]
+        return latest
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run of the instance with its status and tags (newest first)."""
+        found = self.graphql(_RUNS)["runsOrError"]
+        if found["__typename"] != "Runs":
+            raise RuntimeError(f"runs: {found}")
+        return [{**r, "tags": {t["key"]: t["value"] for t in r["tags"]}} for r in found["results"]]

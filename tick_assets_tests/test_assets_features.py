@@ -48,16 +48,30 @@ def test_ranged_run_flows_from_raw_to_analytics_with_passing_checks(start_emulat
         tags={RANGE_START: f"2024-01-02|{BTC}", RANGE_END: f"2024-01-03|{BTC}"},
     )
     assert result.success
-    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert evaluations == {
-        "book_not_crossed": True,
-        "local_timestamp_in_order": True,
-        "local_after_exchange_timestamp": True,
-        "longest_silence": True,
-        "trade_values_valid": True,
-        "no_duplicate_trade_ids": True,
-        "grid_complete": True,
-    }
+    # One verdict per check and partition even in a ranged run, each tied to the materialization it checked.
+    keys = [f"2024-01-02|{BTC}", f"2024-01-03|{BTC}"]
+    evaluations = result.get_asset_check_evaluations()
+    verdicts = sorted(
+        (e.asset_key.to_user_string(), e.check_name, e.partition, e.passed) for e in evaluations
+    )
+    checks = [
+        ("features/depth", "grid_complete"),
+        ("features/trade_bars", "grid_complete"),
+        ("raw/book_snapshot_25", "book_not_crossed"),
+        ("raw/book_snapshot_25", "local_after_exchange_timestamp"),
+        ("raw/book_snapshot_25", "local_timestamp_in_order"),
+        ("raw/book_snapshot_25", "longest_silence"),
+        ("raw/trades", "no_duplicate_trade_ids"),
+        ("raw/trades", "trade_values_valid"),
+    ]
+    assert verdicts == [(a, c, k, True) for a, c in checks for k in keys]
+    for e in evaluations:
+        latest = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=e.asset_key, asset_partitions=[e.partition]), limit=1
+        ).records[0]
+        assert e.target_materialization_data.storage_id == latest.storage_id
+    depth_check = next(e for e in evaluations if e.check_name == "grid_complete" and e.partition == keys[0])
+    assert depth_check.metadata["rows"].value == depth_check.metadata["expected_rows"].value == 86_400
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
         per_day = con.sql(
@@ -76,29 +90,31 @@ def test_ranged_run_flows_from_raw_to_analytics_with_passing_checks(start_emulat
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _bad_fixtures(folder, day: str) -> None:
-    """A book day with crossed books and a backwards receive time, and a trades day with invalid values."""
+def _fixtures(folder, day: str, spoil: bool = True) -> None:
+    """A synthetic book and trades day for the emulator to serve; spoiled: crossed books and a backwards receive
+    time in the book, invalid values and a duplicate id in the trades."""
     import gzip as gz
 
     from tick_assets.emulator.synth import generate_table
 
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     when = dt.date.fromisoformat(day)
     book = generate_table("binance-futures", "BTCUSDT", "book_snapshot_25", when, 20_000).to_pandas()
-    crossed = book.index[100:200]  # 100 of ~20k snapshots: 0.5%, above the 0.1% tolerance
-    book.loc[crossed, "bids[0].price"] = book.loc[crossed, "asks[0].price"] + 1
-    book.loc[5000, "local_timestamp"] = book.loc[4000, "local_timestamp"]
     trades = generate_table("binance-futures", "BTCUSDT", "trades", when, 20_000).to_pandas()
-    trades.loc[10, "price"] = -1.0
-    trades.loc[11, "side"] = "sideways"
-    trades.loc[12, "id"] = trades.loc[13, "id"]
+    if spoil:
+        crossed = book.index[100:200]  # 100 of ~20k snapshots: 0.5%, above the 0.1% tolerance
+        book.loc[crossed, "bids[0].price"] = book.loc[crossed, "asks[0].price"] + 1
+        book.loc[5000, "local_timestamp"] = book.loc[4000, "local_timestamp"]
+        trades.loc[10, "price"] = -1.0
+        trades.loc[11, "side"] = "sideways"
+        trades.loc[12, "id"] = trades.loc[13, "id"]
     for data_type, frame in (("book_snapshot_25", book), ("trades", trades)):
         with gz.open(folder / f"binance-futures_{data_type}_{day}_BTCUSDT.csv.gz", "wt", newline="") as f:
             frame.to_csv(f, index=False)
 
 
 def test_checks_fail_on_bad_data_and_blocking_ones_stop_the_features(start_emulator, tmp_path) -> None:
-    _bad_fixtures(tmp_path / "fixtures", "2024-01-02")
+    _fixtures(tmp_path / "fixtures", "2024-01-02")
     server = start_emulator(fixtures=tmp_path / "fixtures")
     assets, res = _platform(server, tmp_path / "data")
     result = dg.materialize(
@@ -155,3 +171,58 @@ def test_downstream_assets_receive_only_their_partition(start_emulator, tmp_path
             "SELECT instrument, minute::DATE, count(*) FROM analytics.microstructure_1m GROUP BY ALL"
         ).fetchall()
     assert [(i, str(d), n) for i, d, n in got] == [(eth, "2024-01-03", 1440)]
+
+
+def _automation_requests(assets, res, instance, cursor=None):
+    """One tick of the automation conditions: the partitions they would request per asset, and the cursor."""
+    defs = dg.Definitions(
+        assets=[a for a in assets if not isinstance(a, dg.AssetChecksDefinition)],
+        asset_checks=[a for a in assets if isinstance(a, dg.AssetChecksDefinition)],
+        resources=res,
+    )
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    requested = {
+        r.key.to_user_string(): set(r.true_subset.expensively_compute_partition_keys())
+        for r in result.results
+        if r.true_subset.size
+    }
+    return requested, result.cursor
+
+
+def test_automation_requests_features_only_after_raw_partitions_pass_their_blocking_checks(
+    start_emulator, tmp_path
+) -> None:
+    good_day, bad_day = "2024-01-03", "2024-01-02"
+    _fixtures(tmp_path / "fixtures", bad_day)
+    _fixtures(tmp_path / "fixtures", good_day, spoil=False)
+    assets, res = _platform(start_emulator(scale=20_000, fixtures=tmp_path / "fixtures"), tmp_path / "data")
+    raw_and_checks = [a for a in assets if isinstance(a, dg.AssetChecksDefinition) or a.key.path[0] == "raw"]
+    instance = dg.DagsterInstance.ephemeral()
+    requested, cursor = _automation_requests(assets, res, instance)
+    assert requested == {}  # nothing has landed yet
+    for day in (good_day, bad_day):
+        dg.materialize(
+            raw_and_checks,
+            selection=dg.AssetSelection.groups("raw"),
+            resources=res,
+            instance=instance,
+            partition_key=f"{day}|{BTC}",
+            raise_on_error=False,
+        )
+    requested, cursor = _automation_requests(assets, res, instance, cursor)
+    # Both raw days landed, only the good one passed its blocking checks: the features follow it alone.
+    good = f"{good_day}|{BTC}"
+    assert requested == {"features/depth": {good}, "features/trade_bars": {good}}
+    features_and_checks = [
+        a for a in assets if isinstance(a, dg.AssetChecksDefinition) or a.key.path[0] != "analytics"
+    ]
+    assert dg.materialize(
+        features_and_checks,
+        selection=dg.AssetSelection.groups("features"),
+        resources=res,
+        instance=instance,
+        partition_key=good,
+    ).success
+    requested, _ = _automation_requests(assets, res, instance, cursor)
+    # The features passed grid_complete (blocking): the analytics follow on the next tick.
+    assert requested == {"analytics/microstructure_1m": {good}, "analytics/daily_summary": {good}}

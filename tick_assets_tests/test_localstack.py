@@ -6,6 +6,7 @@ import gzip
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -64,6 +65,45 @@ def test_daemon_backfill_becomes_ranged_runs_with_every_row(emulator, tmp_path) 
             path = partition_file(data_dir / "lake", "trades", exchange, symbol, day)
             rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
             assert rows == _served_rows(data_dir, f"{exchange}_trades_{day}_{symbol}.csv.gz") > 0
+
+
+@pytest.mark.timeout(900)
+def test_new_raw_partitions_flow_to_features_and_analytics_without_a_click(emulator, tmp_path) -> None:
+    """Only the raw assets are backfilled; the automation sensor (on by default) materializes the rest."""
+    data_dir = tmp_path / "data"
+    key = "2024-01-03|deribit:BTC-PERPETUAL"
+    derived = [
+        ["features", "depth"],
+        ["features", "trade_bars"],
+        ["analytics", "microstructure_1m"],
+        ["analytics", "daily_summary"],
+    ]
+    with DagsterStack(tmp_path / "home", _env(emulator, data_dir)) as stack:
+        stack.set_pool_limit("tardis", 2)
+        backfill_id = stack.launch_backfill([["raw", "trades"], ["raw", "book_snapshot_25"]], [key])
+        assert stack.wait_for_backfill(backfill_id, timeout=600)["status"] == "COMPLETED_SUCCESS"
+        deadline = time.monotonic() + 420
+        while time.monotonic() < deadline:
+            done = {tuple(p): stack.materialized_partitions(p) for p in derived}
+            if all(key in parts for parts in done.values()):
+                break
+            time.sleep(3)
+        runs = {r["runId"]: r for r in stack.runs()}
+        views = stack.materialized_partitions(["warehouse", "raw_views"])
+    missing = [p for p, parts in done.items() if key not in parts]
+    assert not missing, f"not materialized by automation within 7 min: {missing}"
+    for parts in done.values():
+        run = runs[parts[key]]
+        assert run["status"] == "SUCCESS"
+        assert "dagster/backfill" not in run["tags"]  # launched by the automation sensor, not by the backfill
+        assert run["tags"].get("dagster/from_automation_condition") == "true", run["tags"]
+        assert set(parts) == {key}  # only the new partition, nothing else
+    assert views  # the warehouse views were refreshed too
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT count(*), count(mid) > 0 FROM features.depth WHERE instrument = 'deribit:BTC-PERPETUAL'"
+        ).fetchone()
+    assert rows == (86_400, True)
 
 
 def test_dagster_cli_validates_and_materializes_a_partition(emulator, tmp_path) -> None:

@@ -1,11 +1,16 @@
 """Data-quality asset checks on raw books, raw trades and the feature grids (figures reported as metadata)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import duckdb
+
+# Not re-exported by dagster 1.13 (pinned); the type of AssetCheckEvaluation.target_materialization_data.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData as TargetMaterialization,
+)
 from dagster_duckdb import DuckDBResource
 
 from tick_assets.assets.partitions import day_slices
@@ -22,28 +27,50 @@ MAX_LOCAL_BEFORE_EXCHANGE_SHARE = 0.01
 MAX_SILENCE_SECONDS = 60.0
 
 
-def _verdict(
-    keyed: list[tuple[str, Figures]],
-    passes: Callable[[Figures], bool],
+def _evaluation(
+    context: dg.AssetCheckExecutionContext,
+    check_key: dg.AssetCheckKey,
+    partition: str,
+    passed: bool,
     severity: dg.AssetCheckSeverity,
+    blocking: bool,
+    figures: Figures,
     description: str,
-) -> dg.AssetCheckResult:
-    """One result for the step's partitions: passed when every partition passes; figures as metadata."""
-    failing = [key for key, figures in keyed if not passes(figures)]
-    if len(keyed) == 1:
-        metadata: dict[str, Any] = {k: v for k, v in keyed[0][1].items() if v is not None}
-    else:
-        names = list(keyed[0][1])
-        rows = ["| partition | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-        rows += [f"| {key} | " + " | ".join(str(f[n]) for n in names) + " |" for key, f in keyed]
-        metadata = {
-            "partitions": len(keyed),
-            "failing_partitions": failing,
-            "figures": dg.MetadataValue.md("\n".join(rows)),
-        }
-    return dg.AssetCheckResult(
-        passed=not failing, severity=severity, metadata=metadata, description=description
+) -> dg.AssetCheckEvaluation:
+    """The verdict of one check on one partition, tied to that partition's latest materialization.
+
+    Dagster attributes an AssetCheckResult to a partition only in single-partition runs; a ranged run (a
+    backfill with a multi-run policy) would record one unpartitioned result, so the UI's per-partition check
+    status and the automation gate `all_deps_blocking_checks_passed` would never see it. Emitting one
+    evaluation per partition, targeting the materialization it checked, keeps both right in ranged runs.
+    """
+    latest = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=check_key.asset_key, asset_partitions=[partition]), limit=1
+    ).records
+    target = (
+        TargetMaterialization(
+            run_id=latest[0].run_id, storage_id=latest[0].storage_id, timestamp=latest[0].timestamp
+        )
+        if latest
+        else None
     )
+    return dg.AssetCheckEvaluation(
+        asset_key=check_key.asset_key,
+        check_name=check_key.name,
+        passed=passed,
+        metadata={k: v for k, v in figures.items() if v is not None},
+        target_materialization_data=target,
+        severity=severity,
+        description=description,
+        blocking=blocking,
+        partition=partition,
+    )
+
+
+def _check_outputs(context: dg.AssetCheckExecutionContext) -> Iterator[dg.Output]:
+    """The (empty) outputs of the step's checks: their verdicts were emitted as evaluations per partition."""
+    for name in sorted(context.op_execution_context.selected_output_names):
+        yield dg.Output(None, output_name=name)
 
 
 @dataclass(frozen=True)
@@ -132,16 +159,13 @@ def _lake_checks(
                 for key, day in day_slices(partitions_def, context.partition_keys)
             ]
         for rule in rules:
-            shown = [(key, {n: f[n] for n in rule.shown}) for key, f in keyed]
-            result = _verdict(shown, rule.passes, rule.severity, rule.doc)
-            yield dg.AssetCheckResult(
-                asset_key=asset.key,
-                check_name=rule.name,
-                passed=result.passed,
-                severity=result.severity,
-                metadata=result.metadata,
-                description=result.description,
-            )
+            check_key = dg.AssetCheckKey(asset.key, rule.name)
+            for key, f in keyed:
+                shown = {n: f[n] for n in rule.shown}
+                yield _evaluation(
+                    context, check_key, key, rule.passes(f), rule.severity, rule.blocking, shown, rule.doc
+                )
+        yield from _check_outputs(context)
 
     return lake_checks
 
@@ -173,21 +197,27 @@ def build_feature_checks(
         )
         def grid_complete(
             context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource, features: FeatureSettings
-        ) -> dg.AssetCheckResult:
+        ) -> Iterator[dg.AssetCheckEvaluation]:
             """Every grid point of the day is there once and, after the first book, none lacks a value."""
             with duckdb.get_connection() as con:
                 keyed = [
                     (key, quality.grid_figures(con, table, day, value_column))
                     for key, day in day_slices(partitions_def, context.partition_keys, features.grid_step_ms)
                 ]
-            return _verdict(
-                keyed,
-                lambda f: (
-                    f["rows"] == f["distinct_ts"] == f["expected_rows"] and f["missing_after_first"] == 0
-                ),
-                dg.AssetCheckSeverity.ERROR,
-                f"{table}: a full grid, no gaps after the first value",
-            )
+            check_key = dg.AssetCheckKey(asset.key, "grid_complete")
+            for key, f in keyed:
+                passed = f["rows"] == f["distinct_ts"] == f["expected_rows"] and f["missing_after_first"] == 0
+                yield _evaluation(
+                    context,
+                    check_key,
+                    key,
+                    passed,
+                    dg.AssetCheckSeverity.ERROR,
+                    True,
+                    f,
+                    f"{table}: a full grid, no gaps after the first value",
+                )
+            yield from _check_outputs(context)
 
         return grid_complete
 

@@ -11,7 +11,7 @@ from tick_assets.assets.reporting import PartitionOutcome, report
 from tick_assets.assets.resources import DUCKDB_POOL, FeatureSettings, LakeResource
 from tick_assets.features.depth import depth_sql
 from tick_assets.features.grid import DaySlice
-from tick_assets.features.store import replace_slice
+from tick_assets.features.store import SliceWriter
 from tick_assets.features.trade_bars import trade_bars_sql
 
 FEATURES_SCHEMA = "features"
@@ -22,7 +22,8 @@ FOLLOW_UPSTREAM = (
     & ~dg.AutomationCondition.any_deps_missing()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
-).with_label("after its upstream partitions land")
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("after its upstream partitions land and pass their blocking checks")
 
 
 def partition_expr(time_column: str) -> dict[str, str]:
@@ -64,9 +65,10 @@ def _build_feature_asset(
         outcomes = []
         Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
         with duckdb.get_connection() as con:
+            writer = SliceWriter(con, FEATURES_SCHEMA, name)
             for key, day in day_slices(partitions_def, context.partition_keys, features.grid_step_ms):
                 try:
-                    written = replace_slice(con, FEATURES_SCHEMA, name, query(lake.root, day), day)
+                    written = writer.replace(query(lake.root, day), day)
                     cur = con.execute(summary_sql.format(table=written.table), [day.instrument, day.start_us])
                     summary = dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
                 except Exception as exc:  # one verdict per partition; report() fails the step

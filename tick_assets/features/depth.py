@@ -3,8 +3,14 @@
 Time axis: `local_timestamp` (when the snapshot was received), so a grid row never uses information from after
 its time. Row t carries the book as of t, its age, and how many snapshots arrived in (t - step, t].
 
-Plan: the ASOF join runs on two narrow columns (receive time, row number), then only the picked rows are
-fetched with their 100 level columns: joining the wide rows directly costs several times more.
+Plan (three passes over narrow data, one over the wide rows):
+- Tardis files are ordered by `local_timestamp` (the blocking check `local_timestamp_in_order` guards it), so
+  the book as of t is file row `count(rows received <= t) - 1`: a running sum of per-interval counts, with no
+  join over the 500k snapshot keys.
+- Only the picked rows are fetched with their 100 level columns (a hash join on the row number whose build
+  side is the 86,400-row grid); joining the wide rows on time directly costs several times more.
+- Level sums are built incrementally (depth at 5 levels = depth at 1 + levels 1..4, ...) over levels whose
+  missing values were replaced once.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ LEVELS = 25
 DEPTH_LEVELS = (1, 5, 10, 25)
 BAND_BPS = (10, 25, 50)
 SIDES = ("bids", "asks")
+SHORT = {"bids": "bid", "asks": "ask"}
 
 
 def _px(side: str, i: int) -> str:
@@ -28,28 +35,44 @@ def _qty(side: str, i: int) -> str:
     return quote(f"{side}[{i}].amount")
 
 
-def _sum(terms: list[str]) -> str:
-    # Missing levels of a book count as 0; no book at all (before the day's first snapshot) stays NULL.
-    return "CASE WHEN st IS NOT NULL THEN " + " + ".join(terms) + " END"
-
-
-def level_sums_sql() -> str:
-    """SELECT-list of the per-side sums (depth, notional, depth within bands) of one sampled book row."""
+def _levels_sql() -> str:
+    # z_ is 0 when the grid row has a book and NULL before the day's first snapshot: missing levels of a book
+    # count as 0 and a row without a book keeps NULL features. A missing price compares as 0 (its amount is 0).
     cols = []
-    for side, short in zip(SIDES, ("bid", "ask"), strict=True):
-        for n in DEPTH_LEVELS:
-            cols.append(f"{_sum([f'coalesce({_qty(side, i)}, 0)' for i in range(n)])} AS {short}_depth_{n}")
-            cols.append(
-                f"{_sum([f'coalesce({_px(side, i)} * {_qty(side, i)}, 0)' for i in range(n)])} AS {short}_notional_{n}"
-            )
-        for bps in BAND_BPS:
-            op, sign = (">=", "-") if side == "bids" else ("<=", "+")
-            limit = f"mid_ {sign} mid_ * {bps / 1e4}"
-            terms = [
-                f"CASE WHEN {_px(side, i)} {op} {limit} THEN {_qty(side, i)} ELSE 0 END"
-                for i in range(LEVELS)
+    for side in SIDES:
+        s = SHORT[side][0]
+        for i in range(LEVELS):
+            cols += [
+                f"coalesce({_qty(side, i)}, z_) AS {s}q{i}",
+                f"coalesce({_px(side, i)} * {_qty(side, i)}, z_) AS {s}n{i}",
+                f"coalesce({_px(side, i)}, 0) AS {s}p{i}",
             ]
-            cols.append(f"{_sum(terms)} AS {short}_depth_{bps}bps")
+    return ",\n        ".join(cols)
+
+
+def _cumulative_sql() -> str:
+    cols = []
+    for side in SIDES:
+        short, s = SHORT[side], SHORT[side][0]
+        for kind, k in (("depth", "q"), ("notional", "n")):
+            previous, lo = None, 0
+            for n in DEPTH_LEVELS:
+                terms = ([f"{short}_{kind}_{previous}"] if previous else []) + [
+                    f"{s}{k}{i}" for i in range(lo, n)
+                ]
+                cols.append(f"{' + '.join(terms)} AS {short}_{kind}_{n}")
+                previous, lo = n, n
+    return ",\n        ".join(cols)
+
+
+def _bands_sql() -> str:
+    cols = []
+    for side, op, sign in (("bids", ">=", "-"), ("asks", "<=", "+")):
+        short, s = SHORT[side], SHORT[side][0]
+        for bps in BAND_BPS:
+            limit = f"(mid_ {sign} mid_ * {bps / 1e4})"
+            terms = [f"({s}p{i} {op} {limit})::DOUBLE * {s}q{i}" for i in range(LEVELS)]
+            cols.append(f"{' + '.join(terms)} AS {short}_depth_{bps}bps")
     return ",\n        ".join(cols)
 
 
@@ -78,45 +101,49 @@ def feature_columns_sql() -> str:
 def depth_sql(lake_root: Path, day: DaySlice) -> str:
     """The query giving one day's depth features: one row per grid point of the day."""
     src = day.lake_file_sql(lake_root, "book_snapshot_25")
+    start, step = day.start_us, day.step_us
     level_cols = ", ".join(f(s, i) for i in range(LEVELS) for s in SIDES for f in (_px, _qty))
     return f"""
-WITH keys AS (
-    -- several snapshots can share a receive time: the last one in the file is the book at that time
-    SELECT local_timestamp AS st, max(file_row_number) AS rn
-    FROM read_parquet({src}, file_row_number = true) GROUP BY local_timestamp
-),
-grid AS ({day.grid_sql()}),
-picked AS (SELECT grid.t, keys.st, keys.rn FROM grid ASOF LEFT JOIN keys ON grid.t >= keys.st),
-books AS (
-    SELECT file_row_number AS rn, {level_cols}
-    FROM read_parquet({src}, file_row_number = true)
-    WHERE file_row_number IN (SELECT rn FROM picked)
-),
-updates AS (
-    -- snapshots received in (t - step, t], keyed by t
-    SELECT {day.start_us} + ((local_timestamp - {day.start_us} + {day.step_us} - 1) // {day.step_us}) * {day.step_us} AS t,
-           count(*) AS updates
+WITH counts AS (
+    -- snapshots per grid interval (t - step, t]; rows received before the day count towards its first point
+    SELECT greatest({start}, {start} + ((local_timestamp - {start} + {step} - 1) // {step}) * {step}) AS t,
+           count(*) AS received,
+           count(*) FILTER (WHERE local_timestamp > {start - step}) AS updates
     FROM read_parquet({src}) GROUP BY 1
 ),
+picked AS (
+    SELECT grid.t, coalesce(updates, 0) AS updates,
+           sum(coalesce(received, 0)) OVER (ORDER BY grid.t ROWS UNBOUNDED PRECEDING) - 1 AS rn
+    FROM ({day.grid_sql()}) AS grid LEFT JOIN counts USING (t)
+),
 sampled AS (
-    SELECT picked.t, picked.st, books.*,
+    SELECT picked.t, picked.updates, b.local_timestamp AS st,
+           CASE WHEN b.local_timestamp IS NOT NULL THEN 0.0 END AS z_,
            {_px("bids", 0)} AS best_bid, {_px("asks", 0)} AS best_ask,
            {_qty("bids", 0)} AS bid_size, {_qty("asks", 0)} AS ask_size,
-           ({_px("asks", 0)} + {_px("bids", 0)}) / 2 AS mid_
-    FROM picked LEFT JOIN books USING (rn)
+           ({_px("asks", 0)} + {_px("bids", 0)}) / 2 AS mid_,
+           {level_cols}
+    FROM (SELECT file_row_number, local_timestamp, {level_cols} FROM read_parquet({src}, file_row_number = true)) AS b
+    RIGHT JOIN picked ON b.file_row_number = picked.rn
+),
+levels AS (
+    SELECT t, updates, st, z_, best_bid, best_ask, bid_size, ask_size, mid_,
+        {_levels_sql()}
+    FROM sampled
 ),
 sums AS (
-    SELECT t, st, best_bid, best_ask, bid_size, ask_size, mid_,
-        {level_sums_sql()}
-    FROM sampled
+    SELECT *,
+        {_cumulative_sql()},
+        {_bands_sql()}
+    FROM levels
 )
 SELECT
     '{day.instrument}' AS instrument,
-    make_timestamp(sums.t)::TIMESTAMPTZ AS ts,
+    make_timestamp(t)::TIMESTAMPTZ AS ts,
     make_timestamp(st)::TIMESTAMPTZ AS snapshot_ts,
-    (sums.t - st) / 1000.0 AS staleness_ms,
-    coalesce(updates.updates, 0) AS updates,
+    (t - st) / 1000.0 AS staleness_ms,
+    updates,
     {feature_columns_sql()}
-FROM sums LEFT JOIN updates USING (t)
-ORDER BY sums.t
+FROM sums
+ORDER BY t
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tick_assets.features.grid import DaySlice
+from tick_assets.features.grid import MICROS_PER_DAY, DaySlice
 
 
 def trade_bars_sql(lake_root: Path, day: DaySlice) -> str:
@@ -18,7 +18,7 @@ WITH trades AS (
     SELECT {day.start_us} + ((local_timestamp - {day.start_us}) // {day.step_us}) * {day.step_us} AS t,
            local_timestamp, file_row_number AS n, price, amount, side
     FROM read_parquet({day.lake_file_sql(lake_root, "trades")}, file_row_number = true)
-    WHERE local_timestamp >= {day.start_us} AND local_timestamp < {day.start_us + 86_400_000_000}
+    WHERE local_timestamp >= {day.start_us} AND local_timestamp < {day.start_us + MICROS_PER_DAY}
 ),
 bars AS (
     SELECT t,
