@@ -218,12 +218,16 @@ def _run_download(args: argparse.Namespace) -> int:
 def _add_materialize_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "materialize",
-        help="materialize raw assets for a date range (one ranged run per instrument) and build the warehouse views",
+        help="materialize the assets for a date range (ranged runs per instrument) and build the warehouse views",
         description="Run the Dagster assets in this process for days [--from, --to) of every instrument, recorded in "
         "the Dagster instance ($DAGSTER_HOME, else ./dagster.yaml from the repository root), then refresh "
         "warehouse/raw_views and print a query over it. With --emulator, the bundled emulator serves the data.",
     )
-    p.add_argument("--assets", default="raw/trades,raw/book_snapshot_25", help="comma-separated asset keys")
+    p.add_argument(
+        "--assets",
+        default="",
+        help="comma-separated asset keys (default: every partitioned asset: raw, features, analytics)",
+    )
     p.add_argument("--from", dest="from_date", type=_date, required=True, help="first day (YYYY-MM-DD)")
     p.add_argument(
         "--to", dest="to_date", type=_date, required=True, help="day after the last one (exclusive)"
@@ -259,6 +263,7 @@ def _run_materialize(args: argparse.Namespace) -> int:
 
         defs = importlib.import_module("tick_assets.definitions").defs
         keys = [dg.AssetKey.from_user_string(k.strip()) for k in args.assets.split(",") if k.strip()]
+        keys = keys or materialize.partitioned_asset_keys(defs)
         instance = stack.enter_context(materialize.instance_for_shell())
         started = time.monotonic()
         runs = materialize.materialize_range(
@@ -288,7 +293,7 @@ def _run_materialize(args: argparse.Namespace) -> int:
             import duckdb
 
             with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
-                for key in keys:
+                for key in (k for k in keys if k.path[0] == "raw"):
                     table = f'raw."{key.path[-1]}"'
                     query = (
                         f"SELECT exchange, symbol, count(*) AS rows, min(timestamp_utc) AS first, max(timestamp_utc) AS last "

@@ -48,9 +48,9 @@ def materialize_range(
     instance: dg.DagsterInstance,
     days_per_run: int = 0,
 ) -> list[RangeRun]:
-    """Materialize `asset_keys` for [first_day, last_day] x each instrument, in ranged runs of at most
-    `days_per_run` days (0: the whole range of an instrument in one run)."""
-    assets = list(defs.assets or [])
+    """Materialize `asset_keys` (with their checks) for [first_day, last_day] x each instrument, in ranged runs
+    of at most `days_per_run` days (0: the whole range of an instrument in one run)."""
+    assets = [*(defs.assets or []), *(defs.asset_checks or [])]  # the selected assets' checks run too
     total = (last_day - first_day).days + 1
     step = days_per_run or total
     chunks = [
@@ -88,3 +88,13 @@ def materialize_unpartitioned(defs: dg.Definitions, key: dg.AssetKey, instance: 
     """Materialize one unpartitioned asset (e.g. the warehouse views) in process."""
     assets = list(defs.assets or [])
     return dg.materialize(assets, selection=[key], instance=instance, resources=defs.resources).success
+
+
+def partitioned_asset_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
+    """Every partitioned asset of the definitions (raw, features, analytics), in definition order."""
+    return [
+        key
+        for a in defs.assets or []
+        if isinstance(a, dg.AssetsDefinition) and a.partitions_def is not None
+        for key in a.keys
+    ]
