@@ -11,6 +11,7 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager
 from tick_assets import settings
 from tick_assets.assets.analytics import build_analytics_assets
 from tick_assets.assets.checks import build_feature_checks, build_raw_checks
+from tick_assets.assets.daily import build_daily_sensor
 from tick_assets.assets.features import build_feature_assets
 from tick_assets.assets.partitions import configured_partitions
 from tick_assets.assets.raw import build_raw_assets, configured_backfill_policy
@@ -49,11 +50,16 @@ defs = dg.Definitions(
         "warehouse_io": DuckDBPandasIOManager(database=str(settings.warehouse_path())),
     },
     sensors=[
+        build_daily_sensor(
+            raw_assets,
+            partitions,
+            dg.DefaultSensorStatus.RUNNING if settings.daily_sensor_on() else dg.DefaultSensorStatus.STOPPED,
+        ),
         dg.AutomationConditionSensorDefinition(
             "tick_assets_automation",
             target=dg.AssetSelection.all(),
             default_status=dg.DefaultSensorStatus.RUNNING,
             minimum_interval_seconds=30,
-        )
+        ),
     ],
 )

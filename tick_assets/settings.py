@@ -89,3 +89,11 @@ def backfill_days_per_run() -> int:
             f"TICK_ASSETS_BACKFILL_DAYS_PER_RUN={raw!r} must be a whole number (0 = the whole range in one run)."
         )
     return int(raw)
+
+
+def daily_sensor_on() -> bool:
+    """TICK_ASSETS_DAILY_SENSOR=on starts the daily export sensor by default (the demo does); default off."""
+    raw = os.environ.get("TICK_ASSETS_DAILY_SENSOR", "off").strip().lower()
+    if raw not in ("on", "off"):
+        raise ValueError(f"TICK_ASSETS_DAILY_SENSOR={raw!r}: use on or off")
+    return raw == "on"

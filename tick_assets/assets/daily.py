@@ -1,0 +1,90 @@
+"""The daily sensor: request each instrument's next raw day once Tardis has exported it (exportedUntil)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dagster as dg
+
+from tick_assets.assets.partitions import DATE, INSTRUMENT, split_instrument
+from tick_assets.assets.resources import TardisResource
+from tick_assets.tardis.errors import TardisError
+
+DAILY_SENSOR = "tardis_daily_exports"
+#: How often the sensor asks /v1/exchanges; Tardis publishes a day once, usually around 06:00 UTC the next day.
+CHECK_EVERY_SECONDS = 15 * 60
+
+
+def days_to_request(
+    last_exported: dt.date | None, last_requested: dt.date | None, first_day: dt.date
+) -> list[dt.date]:
+    """Days to request now: every exported day after the last one requested (a missed day is caught up, never
+    skipped); with nothing requested yet, only the newest exported day (history is a backfill's job)."""
+    if last_exported is None or last_exported < first_day:
+        return []
+    if last_requested is None:
+        return [last_exported]
+    start = max(last_requested + dt.timedelta(days=1), first_day)
+    return [start + dt.timedelta(days=i) for i in range((last_exported - start).days + 1)]
+
+
+def _latest_materialized_day(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, instrument: str
+) -> dt.date | None:
+    keys = instance.get_materialized_partitions(asset_key)
+    days = [dt.date.fromisoformat(k.split("|")[0]) for k in keys if k.endswith(f"|{instrument}") and "|" in k]
+    return max(days, default=None)
+
+
+def build_daily_sensor(
+    raw_assets: list[dg.AssetsDefinition],
+    partitions_def: dg.MultiPartitionsDefinition,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+) -> dg.SensorDefinition:
+    """A sensor that asks Tardis which days are exported and requests the raw partitions of the new ones; the
+    features and analytics follow through their automation conditions."""
+    date_dim = partitions_def.get_partitions_def_for_dimension(DATE)
+    instruments = partitions_def.get_partitions_def_for_dimension(INSTRUMENT).get_partition_keys()
+    first_day = dt.date.fromisoformat(date_dim.get_first_partition_key())
+    raw_keys = [a.key for a in raw_assets]
+
+    @dg.sensor(
+        name=DAILY_SENSOR,
+        description="Requests each instrument's raw partitions for a day once Tardis's exportedUntil covers it "
+        "(asks /v1/exchanges/<exchange>); catches up missed days. Off by default.",
+        target=raw_assets,
+        minimum_interval_seconds=CHECK_EVERY_SECONDS,
+        default_status=default_status,
+    )
+    def tardis_daily_exports(context: dg.SensorEvaluationContext, tardis: TardisResource):
+        cursor: dict[str, str] = json.loads(context.cursor or "{}")
+        requests, notes = [], []
+        exported: dict[str, dt.date | None] = {}
+        with tardis.build_client() as client:
+            for instrument in instruments:
+                exchange, _ = split_instrument(instrument)
+                if exchange not in exported:
+                    try:
+                        exported[exchange] = client.exchange_details(
+                            exchange, refresh=True
+                        ).last_exported_day()
+                    except TardisError as exc:  # one exchange down must not hold back the others
+                        exported[exchange] = None
+                        notes.append(f"{exchange}: {exc}")
+                        continue
+                last = dt.date.fromisoformat(cursor[instrument]) if instrument in cursor else None
+                last = last or _latest_materialized_day(context.instance, raw_keys[0], instrument)
+                for day in days_to_request(exported[exchange], last, first_day):
+                    key = dg.MultiPartitionKey({DATE: day.isoformat(), INSTRUMENT: instrument})
+                    requests.append(dg.RunRequest(run_key=f"{DAILY_SENSOR}:{key}", partition_key=key))
+                    cursor[instrument] = day.isoformat()
+        summary = (
+            ", ".join(f"{e}: exported through {d}" for e, d in exported.items() if d) or "nothing exported"
+        )
+        if not requests:
+            return dg.SkipReason(f"no new day ({summary}){'; ' + '; '.join(notes) if notes else ''}")
+        context.log.info(f"requesting {len(requests)} partitions ({summary})")
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+
+    return tardis_daily_exports

@@ -1,0 +1,224 @@
+"""`tick-assets demo`: the whole platform on the bundled emulator, driven like a user drives it.
+
+Starts the emulator on 127.0.0.1, a Dagster webserver and daemon on an instance under DATA_DIR/dagster_home,
+launches one backfill of every partitioned asset (raw data types, features, analytics, with their checks) for a
+few days of the configured instruments, waits for it and for the automation that refreshes the warehouse
+views, and prints what landed. With `ui=True` the UI keeps serving until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from tick_assets import settings
+from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
+from tick_assets.localstack import DagsterStack
+
+#: Pool `tardis` of the demo instance: downloads at once across runs.
+DEMO_TARDIS_SLOTS = 4
+#: Any non-empty key: the emulator accepts it and serves every day (without one, only each month's first day).
+EMULATOR_KEY = "emulator-demo-key"
+
+
+@dataclass
+class DemoResult:
+    """What the demo materialized and where it lives."""
+
+    seconds: float
+    backfill_status: str
+    runs: int
+    partitions: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    expected_partitions: int = 0
+    home: Path = Path()
+    data_dir: Path = Path()
+    url: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Every asset has every partition of the demo range."""
+        return self.backfill_status == "COMPLETED_SUCCESS" and all(
+            n == self.expected_partitions for n in self.partitions.values()
+        )
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _usable_port(port: int) -> int:
+    """`port` if it is free on 127.0.0.1, else 0 (any free port)."""
+    if port == 0:
+        return 0
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
+
+
+def _asset_paths(stack: DagsterStack) -> list[list[str]]:
+    nodes = stack.graphql("{ assetNodes { assetKey { path } isPartitioned } }")["assetNodes"]
+    return [n["assetKey"]["path"] for n in nodes if n["isPartitioned"]]
+
+
+def _row_counts(stack: DagsterStack, paths: list[list[str]]) -> tuple[dict[str, int], dict[str, int]]:
+    query = """
+    query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
+      assetMaterializations(limit: 10000) { partition metadataEntries {
+        label ... on IntMetadataEntry { intValue } } } } } }
+    """
+    partitions, rows = {}, {}
+    for path in paths:
+        events = stack.graphql(query, {"key": {"path": path}})["assetOrError"]["assetMaterializations"]
+        latest: dict[str, int] = {}
+        for event in reversed(events):  # oldest first: the newest materialization of a partition wins
+            counts = [e["intValue"] for e in event["metadataEntries"] if e["label"] == "dagster/row_count"]
+            latest[event["partition"]] = counts[0] if counts else 0
+        name = "/".join(path)
+        partitions[name], rows[name] = len(latest), sum(latest.values())
+    return partitions, rows
+
+
+def _wait_for_views(stack: DagsterStack, after: float, timeout: float = 180.0) -> bool:
+    query = """{ assetOrError(assetKey: {path: ["warehouse", "raw_views"]}) { ... on Asset {
+      assetMaterializations(limit: 1) { timestamp } } } }"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = stack.graphql(query)["assetOrError"] or {}
+        events = found.get("assetMaterializations") or []
+        if events and float(events[0]["timestamp"]) / 1000 >= after:
+            return True
+        time.sleep(2)
+    return False
+
+
+def run_demo(
+    first_day: dt.date,
+    days: int,
+    scale: int,
+    data_dir: Path,
+    ui: bool = False,
+    port: int = 0,
+    say: Callable[[str], None] = print,
+) -> DemoResult:
+    """Run the demo and return what landed; with `ui`, keep serving until interrupted."""
+    data_dir = data_dir.absolute()
+    home = data_dir / "dagster_home"
+    instruments = settings.instruments()
+    keys = [
+        f"{first_day + dt.timedelta(days=d):%Y-%m-%d}|{inst}" for inst in instruments for d in range(days)
+    ]
+    started = time.monotonic()
+    emulator_config = EmulatorConfig(
+        cache_dir=data_dir / "emulator",
+        scale=scale,
+        exported_until=first_day + dt.timedelta(days=days),
+    )
+    with _sigterm_as_interrupt(), EmulatorServer(emulator_config) as emulator:
+        env = {
+            "TARDIS_DATASETS_URL": emulator.datasets_url,
+            "TARDIS_API_URL": emulator.api_url,
+            "TARDIS_API_KEY": os.environ.get("TARDIS_API_KEY") or EMULATOR_KEY,
+            "TICK_ASSETS_DATA_DIR": str(data_dir),
+        }
+        say(
+            f"emulator on {emulator.base_url} (scale {scale:,} book events a day, cache {emulator_config.cache_dir})"
+        )
+        say(f"starting the Dagster webserver and daemon (instance {home}) ...")
+        if port and not _usable_port(port):
+            say(f"port {port} is taken: using a free one")
+        with DagsterStack(home, env, port=_usable_port(port)) as stack:
+            stack.set_pool_limit("tardis", DEMO_TARDIS_SLOTS)
+            paths = _asset_paths(stack)
+            say(
+                f"{stack.url}: backfill of {len(paths)} assets x {len(keys)} partitions "
+                f"({days} days from {first_day} x {', '.join(instruments)})"
+            )
+            backfill_id = stack.launch_backfill(paths, keys, title="tick-assets demo")
+            launched = time.time()
+            state = stack.wait_for_backfill(backfill_id, timeout=3600)
+            views = _wait_for_views(stack, after=launched)
+            partitions, rows = _row_counts(stack, paths)
+            result = DemoResult(
+                seconds=time.monotonic() - started,
+                backfill_status=state["status"],
+                runs=len(state["runs"]),
+                partitions=partitions,
+                rows=rows,
+                expected_partitions=len(keys),
+                home=home,
+                data_dir=data_dir,
+                url=stack.url,
+            )
+            say(summary(result, views, first_day, instruments[0]))
+            if ui:
+                stack.cli("sensor", "start", "-w", "workspace.yaml", "tardis_daily_exports")
+                say(
+                    f"\nThe Dagster UI is at {stack.url} (the emulator keeps serving at {emulator.base_url}); "
+                    "the daily export sensor is on. Press Ctrl-C to stop everything."
+                )
+                try:
+                    while True:
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    say("stopping the webserver, the daemon and the emulator ...")
+    return result
+
+
+def summary(result: DemoResult, views_refreshed: bool, first_day: dt.date, instrument: str) -> str:
+    """The text the demo prints: rows per asset, a few feature rows, where the data is, a query to try."""
+    lines = [
+        "",
+        f"backfill {result.backfill_status} in {result.runs} runs; {result.seconds:.0f} s since the start",
+        "",
+        f"{'asset':<32} {'partitions':>10} {'rows':>12}",
+    ]
+    lines += [
+        f"{name:<32} {result.partitions[name]:>10} {result.rows[name]:>12,}"
+        for name in sorted(result.partitions)
+    ]
+    warehouse = result.data_dir / "warehouse.duckdb"
+    query = (
+        "SELECT instrument, date_trunc('hour', ts) AS hour, avg(mid) AS mid, avg(spread_bps) AS spread_bps, "
+        "avg(imbalance_5) AS imbalance_5 FROM features.depth GROUP BY ALL ORDER BY ALL LIMIT 5"
+    )
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            con.execute("SET TimeZone = 'UTC'")
+            sample = con.sql(
+                "SELECT ts, mid, spread_bps, microprice, imbalance_5, bid_depth_10, ask_depth_10, updates "
+                f"FROM features.depth WHERE instrument = '{instrument}' AND mid IS NOT NULL "
+                f"AND ts >= '{first_day}' ORDER BY ts LIMIT 5"
+            )
+            lines += ["", f"features/depth, {instrument}, first rows with a book:", str(sample)]
+    except duckdb.Error as exc:
+        lines += ["", f"(could not read {warehouse}: {exc})"]
+    lines += [
+        "",
+        f"lake (Parquet):     {result.data_dir / 'lake'}/<data_type>/exchange_id=.../symbol_id=.../date=.../",
+        f"warehouse (DuckDB): {warehouse}  schemas raw (views over the lake"
+        f"{'' if views_refreshed else ', not refreshed yet'}), features, analytics",
+        f"daily charts:       {result.data_dir / 'reports' / 'daily_summary'}/<exchange-SYMBOL>/<date>.png",
+        f"Dagster instance:   {result.home}",
+        "",
+        "try:",
+        f'  .venv/bin/python -c "import duckdb; print(duckdb.connect(\'{warehouse}\', read_only=True).sql(\\"{query}\\"))"',
+    ]
+    return "\n".join(lines)

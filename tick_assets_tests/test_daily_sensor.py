@@ -1,0 +1,72 @@
+"""The daily sensor: requests each instrument's newly exported day, catches up missed days, never repeats."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from tick_assets.assets.daily import build_daily_sensor, days_to_request
+from tick_assets.assets.partitions import build_partitions
+from tick_assets.assets.raw import build_raw_asset
+from tick_assets.assets.resources import TardisResource
+
+D = dt.date
+
+
+@pytest.mark.parametrize(
+    ("exported", "requested", "expected"),
+    [
+        (None, None, []),  # exchange without exports
+        (D(2024, 1, 5), None, [D(2024, 1, 5)]),  # first tick: the newest day only, history is a backfill
+        (D(2024, 1, 5), D(2024, 1, 5), []),  # nothing new
+        (
+            D(2024, 1, 8),
+            D(2024, 1, 5),
+            [D(2024, 1, 6), D(2024, 1, 7), D(2024, 1, 8)],
+        ),  # missed days caught up
+        (D(2023, 12, 30), None, []),  # before the partitions start
+        (
+            D(2024, 1, 3),
+            D(2023, 12, 1),
+            [D(2024, 1, 1), D(2024, 1, 2), D(2024, 1, 3)],
+        ),  # clipped to the start
+    ],
+)
+def test_days_to_request(exported, requested, expected) -> None:
+    assert days_to_request(exported, requested, D(2024, 1, 1)) == expected
+
+
+def _tick(sensor, server, instance, cursor, data_dir):
+    tardis = TardisResource(datasets_url=server.datasets_url, api_url=server.api_url, data_dir=str(data_dir))
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"tardis": tardis}) as context:
+        result = sensor(context)
+    if isinstance(result, dg.SkipReason):
+        return [], cursor, result.skip_message
+    return sorted(r.partition_key for r in result.run_requests), result.cursor, ""
+
+
+def test_sensor_follows_exported_until_and_catches_up(start_emulator, tmp_path) -> None:
+    instruments = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
+    partitions = build_partitions("2024-01-01", instruments)
+    raw = [build_raw_asset(t, partitions) for t in ("trades", "book_snapshot_25")]
+    sensor = build_daily_sensor(raw, partitions)
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    instance = dg.DagsterInstance.ephemeral()
+
+    # exportedUntil 2024-01-05T00:00Z: 2024-01-04 is the newest whole day.
+    requested, cursor, _ = _tick(
+        sensor, start_emulator(exported_until=D(2024, 1, 5)), instance, None, tmp_path
+    )
+    assert requested == [f"2024-01-04|{i}" for i in instruments]
+    # Same export state: nothing again.
+    requested, cursor, skip = _tick(
+        sensor, start_emulator(exported_until=D(2024, 1, 5)), instance, cursor, tmp_path
+    )
+    assert requested == [] and "exported through 2024-01-04" in skip
+    # The sensor was off for two days: both are requested, none skipped.
+    requested, cursor, _ = _tick(
+        sensor, start_emulator(exported_until=D(2024, 1, 7)), instance, cursor, tmp_path
+    )
+    assert requested == [f"{d}|{i}" for d in ("2024-01-05", "2024-01-06") for i in instruments]
