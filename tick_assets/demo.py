@@ -203,7 +203,7 @@ def summary(result: DemoResult, views_refreshed: bool, first_day: dt.date, instr
         with duckdb.connect(str(warehouse), read_only=True) as con:
             con.execute("SET TimeZone = 'UTC'")
             sample = con.sql(
-                "SELECT ts, mid, spread_bps, microprice, imbalance_5, bid_depth_10, ask_depth_10, updates "
+                "SELECT ts, mid, spread_bps, imbalance_5, bid_depth_10, updates "
                 f"FROM features.depth WHERE instrument = '{instrument}' AND mid IS NOT NULL "
                 f"AND ts >= '{first_day}' ORDER BY ts LIMIT 5"
             )

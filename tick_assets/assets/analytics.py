@@ -85,9 +85,8 @@ def build_analytics_assets(
         minutes = _utc(minutes, "minute")
         summary = microstructure.daily_summary(minutes)
         reports = Path(lake.data_dir) / "reports" / "daily_summary"
-        for row in summary.itertuples(
-            index=False
-        ):  # one row per partition: a handful per run, not market data
+        # One row per partition: a handful per run, not market data.
+        for row in summary.itertuples(index=False):
             key = _partition_key(row.instrument, row.date)
             day_minutes = minutes[
                 (minutes["instrument"] == row.instrument) & (minutes["minute"].dt.floor("1D") == row.date)
@@ -104,6 +103,7 @@ def build_analytics_assets(
                         f"![daily chart](data:image/png;base64,{base64.b64encode(png).decode()})"
                     ),
                     "chart_path": dg.MetadataValue.path(str(path)),
+                    "dagster/row_count": 1,
                     "mid_close": float(row.mid_close),
                     "log_return": float(row.log_return),
                     "realized_vol": float(row.realized_vol),
