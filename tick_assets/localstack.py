@@ -97,6 +97,9 @@ class DagsterStack:
     def start(self, timeout: float = 180.0) -> DagsterStack:
         """Start both processes and wait until the code location has loaded."""
         write_instance_yaml(self.home)
+        # Create the instance's tables first: the webserver and the daemon racing to create them on a fresh
+        # SQLite instance can fail one of them ("table ... already exists").
+        self.cli("instance", "migrate")
         self.port = self.port or free_port()
         bin_dir = Path(sys.executable).parent
         workspace = str(self.repo_root / "workspace.yaml")
