@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -18,48 +19,63 @@ from tick_assets.assets.raw import build_raw_assets, configured_backfill_policy
 from tick_assets.assets.resources import FeatureSettings, LakeResource, TardisResource
 from tick_assets.assets.warehouse import build_raw_views_asset
 
-# The key itself is resolved by Dagster at run time and never appears in config shown in the UI; without
-# TARDIS_API_KEY only the first day of each month can be downloaded.
-_api_key = dg.EnvVar("TARDIS_API_KEY") if os.environ.get("TARDIS_API_KEY") else None
+WAREHOUSE_FILE = "warehouse.duckdb"
+
+
+def build_definitions(
+    partitions: dg.MultiPartitionsDefinition,
+    policy: dg.BackfillPolicy,
+    data_types: list[str],
+    data_dir: Path,
+    tardis: TardisResource,
+    daily_sensor: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+) -> dg.Definitions:
+    """The whole asset graph (raw, views, features, analytics, checks, sensors) over `data_dir`."""
+    raw_assets = build_raw_assets(data_types, partitions)
+    raw_by_type = {a.key.path[-1]: a for a in raw_assets}
+    book, trades = raw_by_type.get("book_snapshot_25"), raw_by_type.get("trades")
+    assets: list[dg.AssetsDefinition] = [*raw_assets, build_raw_views_asset(raw_assets)]
+    checks = build_raw_checks(book, trades, partitions)
+    if book is not None and trades is not None:  # the features need both raw data types
+        depth, trade_bars = build_feature_assets(book, trades, partitions, policy)
+        assets += [depth, trade_bars, *build_analytics_assets(depth, trade_bars, partitions, policy)]
+        checks += build_feature_checks(depth, trade_bars, partitions)
+    warehouse = str(data_dir / WAREHOUSE_FILE)
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        resources={
+            "tardis": tardis,
+            "lake": LakeResource(data_dir=str(data_dir)),
+            "features": FeatureSettings(),
+            "duckdb": DuckDBResource(database=warehouse),
+            "warehouse_io": DuckDBPandasIOManager(database=warehouse),
+        },
+        sensors=[
+            build_daily_sensor(raw_assets, partitions, daily_sensor),
+            dg.AutomationConditionSensorDefinition(
+                "tick_assets_automation",
+                target=dg.AssetSelection.all(),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=30,
+            ),
+        ],
+    )
+
 
 partitions = configured_partitions()
-policy = configured_backfill_policy()
-raw_assets = build_raw_assets(settings.raw_data_types(), partitions)
-raw_by_type = {a.key.path[-1]: a for a in raw_assets}
-book, trades = raw_by_type.get("book_snapshot_25"), raw_by_type.get("trades")
-assets: list[dg.AssetsDefinition] = [*raw_assets, build_raw_views_asset(raw_assets)]
-checks = build_raw_checks(book, trades, partitions)
-if book is not None and trades is not None:  # the features need both raw data types
-    depth, trade_bars = build_feature_assets(book, trades, partitions, policy)
-    assets += [depth, trade_bars, *build_analytics_assets(depth, trade_bars, partitions, policy)]
-    checks += build_feature_checks(depth, trade_bars, partitions)
-
-defs = dg.Definitions(
-    assets=assets,
-    asset_checks=checks,
-    resources={
-        "tardis": TardisResource(
-            api_key=_api_key,
-            datasets_url=settings.datasets_url(),
-            api_url=settings.api_url(),
-            data_dir=str(settings.data_dir()),
-        ),
-        "lake": LakeResource(data_dir=str(settings.data_dir())),
-        "features": FeatureSettings(),
-        "duckdb": DuckDBResource(database=str(settings.warehouse_path())),
-        "warehouse_io": DuckDBPandasIOManager(database=str(settings.warehouse_path())),
-    },
-    sensors=[
-        build_daily_sensor(
-            raw_assets,
-            partitions,
-            dg.DefaultSensorStatus.RUNNING if settings.daily_sensor_on() else dg.DefaultSensorStatus.STOPPED,
-        ),
-        dg.AutomationConditionSensorDefinition(
-            "tick_assets_automation",
-            target=dg.AssetSelection.all(),
-            default_status=dg.DefaultSensorStatus.RUNNING,
-            minimum_interval_seconds=30,
-        ),
-    ],
+defs = build_definitions(
+    partitions,
+    configured_backfill_policy(),
+    settings.raw_data_types(),
+    settings.data_dir(),
+    TardisResource(
+        # The key itself is resolved by Dagster at run time and never appears in config shown in the UI;
+        # without TARDIS_API_KEY only the first day of each month can be downloaded.
+        api_key=dg.EnvVar("TARDIS_API_KEY") if os.environ.get("TARDIS_API_KEY") else None,
+        datasets_url=settings.datasets_url(),
+        api_url=settings.api_url(),
+        data_dir=str(settings.data_dir()),
+    ),
+    dg.DefaultSensorStatus.RUNNING if settings.daily_sensor_on() else dg.DefaultSensorStatus.STOPPED,
 )

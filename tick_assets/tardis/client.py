@@ -372,12 +372,13 @@ class TardisClient:
                 if retry_after is not None:
                     delay = max(delay, retry_after)
             log.warning(
-                "attempt %d/%d for %s failed: %s; retrying in %.1fs",
+                "attempt %d/%d for %s failed: %s; retrying in %.1fs%s",
                 attempt,
                 self.retry.max_attempts,
                 url,
                 last_error,
                 delay,
+                f" after the {pause:.1f}s pause every worker shares (Retry-After)" if throttled else "",
             )
             self._sleep(delay)
         raise errors.RetriesExhaustedError(
