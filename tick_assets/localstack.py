@@ -5,6 +5,7 @@ Talks to Dagster only through its command line and GraphQL API, like a user's br
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -46,6 +47,12 @@ _LOCATIONS = """
 """
 
 
+def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
+    """Signal the process group of `proc` (it was started in its own session), if it still exists."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -68,7 +75,7 @@ class DagsterStack:
     """`dagster-webserver` and `dagster-daemon` sharing one DAGSTER_HOME, bound to 127.0.0.1."""
 
     home: Path
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # may hold TARDIS_API_KEY
     port: int = 0
     repo_root: Path = REPO_ROOT
     _procs: list[subprocess.Popen] = field(default_factory=list)
@@ -141,17 +148,21 @@ class DagsterStack:
         raise TimeoutError(f"Dagster did not come up in {timeout:.0f} s ({last}); see {self.home}/*.log")
 
     def stop(self) -> None:
-        """Stop both processes (and their children: code servers, run workers)."""
-        for proc in self._procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self._procs.clear()
+        """Stop both processes (and their children: code servers, run workers); a second Ctrl-C meanwhile
+        does not cut the cleanup short."""
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for proc in self._procs:
+                _signal_group(proc, signal.SIGTERM)
+            for proc in self._procs:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    _signal_group(proc, signal.SIGKILL)
+                    proc.wait()
+            self._procs.clear()
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def __enter__(self) -> DagsterStack:
         return self.start()

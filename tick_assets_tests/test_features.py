@@ -256,3 +256,45 @@ def test_ofi_and_minute_bars_against_a_loop_over_a_small_frame() -> None:
     assert minutes["realized_vol"][0] == pytest.approx(np.sqrt((r**2).sum()))
     assert minutes["ofi_1"][1] == pytest.approx(sum(expected[60:120]))
     assert minutes["vwap"][0] == pytest.approx(first["mid"].mean())
+
+
+def _spoiled_book(tmp_path: Path, spoil) -> tuple[DaySlice, pd.DataFrame]:
+    day = dt.date(2024, 1, 2)
+    base = _lake_from_emulator(tmp_path / "lake", "book_snapshot_25", day)
+    path = partition_file(tmp_path / "lake", "book_snapshot_25", base.exchange, base.symbol, day)
+    book = spoil(pd.read_parquet(path))
+    book.to_parquet(path, index=False)
+    return base, book
+
+
+def test_depth_of_one_sided_books_and_missing_levels_matches_the_reference(tmp_path) -> None:
+    def spoil(book: pd.DataFrame) -> pd.DataFrame:
+        one_sided = book.index[100:400]  # no asks at all: no mid, no bands, depth of the bid side only
+        for i in range(25):
+            book.loc[one_sided, [f"asks[{i}].price", f"asks[{i}].amount"]] = np.nan
+        thin = book.index[500:900]  # only 3 bid levels; one ask level has an amount but no price
+        for i in range(3, 25):
+            book.loc[thin, [f"bids[{i}].price", f"bids[{i}].amount"]] = np.nan
+        book.loc[thin, "asks[2].price"] = np.nan
+        return book
+
+    day, book = _spoiled_book(tmp_path, spoil)
+    ours = _query(depth_sql(tmp_path / "lake", day))
+    ref = reference_depth(book, day)
+    _compare(ours, ref, DEPTH_COLUMNS)
+    affected = ours[ours["mid"].isna() & ours["snapshot_ts"].notna()]
+    assert (
+        len(affected) > 0
+        and (affected["bid_depth_10bps"] == 0).all()
+        and (affected["ask_depth_25"] == 0).all()
+    )
+
+
+def test_depth_refuses_a_file_whose_receive_times_go_backwards(tmp_path) -> None:
+    def spoil(book: pd.DataFrame) -> pd.DataFrame:
+        book.loc[1000, "local_timestamp"] = book.loc[2000, "local_timestamp"]  # a row from the future
+        return book
+
+    day, _ = _spoiled_book(tmp_path, spoil)
+    with pytest.raises(duckdb.Error, match="local_timestamp goes backwards"):
+        _query(depth_sql(tmp_path / "lake", day))

@@ -14,19 +14,23 @@ from tick_assets.tardis.errors import TardisError
 DAILY_SENSOR = "tardis_daily_exports"
 #: How often the sensor asks /v1/exchanges; Tardis publishes a day once, usually around 06:00 UTC the next day.
 CHECK_EVERY_SECONDS = 15 * 60
+#: Days requested per instrument and tick: a long gap is caught up over several ticks, not in one burst of runs.
+MAX_DAYS_PER_TICK = 7
 
 
 def days_to_request(
     last_exported: dt.date | None, last_requested: dt.date | None, first_day: dt.date
 ) -> list[dt.date]:
-    """Days to request now: every exported day after the last one requested (a missed day is caught up, never
-    skipped); with nothing requested yet, only the newest exported day (history is a backfill's job)."""
+    """Days to request now: the exported days after the last one requested, oldest first and at most
+    MAX_DAYS_PER_TICK (a missed day is caught up, never skipped); with nothing requested yet, only the newest
+    exported day (history is a backfill's job)."""
     if last_exported is None or last_exported < first_day:
         return []
     if last_requested is None:
         return [last_exported]
     start = max(last_requested + dt.timedelta(days=1), first_day)
-    return [start + dt.timedelta(days=i) for i in range((last_exported - start).days + 1)]
+    count = min((last_exported - start).days + 1, MAX_DAYS_PER_TICK)
+    return [start + dt.timedelta(days=i) for i in range(max(count, 0))]
 
 
 def _latest_materialized_day(

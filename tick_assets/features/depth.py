@@ -37,7 +37,7 @@ def _qty(side: str, i: int) -> str:
 
 def _levels_sql() -> str:
     # z_ is 0 when the grid row has a book and NULL before the day's first snapshot: missing levels of a book
-    # count as 0 and a row without a book keeps NULL features. A missing price compares as 0 (its amount is 0).
+    # count as 0 and a row without a book keeps NULL features.
     cols = []
     for side in SIDES:
         s = SHORT[side][0]
@@ -45,7 +45,8 @@ def _levels_sql() -> str:
             cols += [
                 f"coalesce({_qty(side, i)}, z_) AS {s}q{i}",
                 f"coalesce({_px(side, i)} * {_qty(side, i)}, z_) AS {s}n{i}",
-                f"coalesce({_px(side, i)}, 0) AS {s}p{i}",
+                # a missing price never falls inside a band: -inf for bids, +inf for asks
+                f"coalesce({_px(side, i)}, '{'-' if side == 'bids' else ''}inf'::DOUBLE) AS {s}p{i}",
             ]
     return ",\n        ".join(cols)
 
@@ -70,9 +71,12 @@ def _bands_sql() -> str:
     for side, op, sign in (("bids", ">=", "-"), ("asks", "<=", "+")):
         short, s = SHORT[side], SHORT[side][0]
         for bps in BAND_BPS:
-            limit = f"(mid_ {sign} mid_ * {bps / 1e4})"
+            # A one-sided book has no mid: its band is empty (limit +inf for bids, -inf for asks); a level without
+            # a price is outside every band (see _levels_sql); no book at all stays NULL (z_).
+            empty = "'inf'::DOUBLE" if side == "bids" else "'-inf'::DOUBLE"
+            limit = f"coalesce(mid_ {sign} mid_ * {bps / 1e4}, {empty})"
             terms = [f"({s}p{i} {op} {limit})::DOUBLE * {s}q{i}" for i in range(LEVELS)]
-            cols.append(f"{' + '.join(terms)} AS {short}_depth_{bps}bps")
+            cols.append(f"{' + '.join(terms)} + z_ AS {short}_depth_{bps}bps")
     return ",\n        ".join(cols)
 
 
@@ -117,7 +121,13 @@ picked AS (
     FROM ({day.grid_sql()}) AS grid LEFT JOIN counts USING (t)
 ),
 sampled AS (
-    SELECT picked.t, picked.updates, b.local_timestamp AS st,
+    SELECT picked.t, picked.updates,
+           -- the file order is the time order (Tardis files are sorted by local_timestamp); refuse a file
+           -- that breaks it rather than sample a book from after t
+           CASE WHEN b.local_timestamp > picked.t THEN error(
+               'book_snapshot_25 {day.exchange} {day.symbol} {day.day}: local_timestamp goes backwards in the file '
+               || '(see the local_timestamp_in_order check); re-download the day or report it to Tardis')
+           ELSE b.local_timestamp END AS st,
            CASE WHEN b.local_timestamp IS NOT NULL THEN 0.0 END AS z_,
            {_px("bids", 0)} AS best_bid, {_px("asks", 0)} AS best_ask,
            {_qty("bids", 0)} AS bid_size, {_qty("asks", 0)} AS ask_size,
