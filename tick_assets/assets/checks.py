@@ -27,10 +27,24 @@ MAX_LOCAL_BEFORE_EXCHANGE_SHARE = 0.01
 MAX_SILENCE_SECONDS = 60.0
 
 
+def _target(
+    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, partition: str
+) -> TargetMaterialization | None:
+    """The latest materialization of `partition`: the one a check of it verifies."""
+    latest = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
+    ).records
+    if not latest:
+        return None
+    return TargetMaterialization(
+        run_id=latest[0].run_id, storage_id=latest[0].storage_id, timestamp=latest[0].timestamp
+    )
+
+
 def _evaluation(
-    context: dg.AssetCheckExecutionContext,
     check_key: dg.AssetCheckKey,
     partition: str,
+    target: TargetMaterialization | None,
     passed: bool,
     severity: dg.AssetCheckSeverity,
     blocking: bool,
@@ -44,16 +58,6 @@ def _evaluation(
     status and the automation gate `all_deps_blocking_checks_passed` would never see it. Emitting one
     evaluation per partition, targeting the materialization it checked, keeps both right in ranged runs.
     """
-    latest = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=check_key.asset_key, asset_partitions=[partition]), limit=1
-    ).records
-    target = (
-        TargetMaterialization(
-            run_id=latest[0].run_id, storage_id=latest[0].storage_id, timestamp=latest[0].timestamp
-        )
-        if latest
-        else None
-    )
     return dg.AssetCheckEvaluation(
         asset_key=check_key.asset_key,
         check_name=check_key.name,
@@ -158,12 +162,20 @@ def _lake_checks(
                 (key, figures(con, lake.root, day))
                 for key, day in day_slices(partitions_def, context.partition_keys)
             ]
+        targets = {key: _target(context, asset.key, key) for key, _ in keyed}  # once per partition
         for rule in rules:
             check_key = dg.AssetCheckKey(asset.key, rule.name)
             for key, f in keyed:
                 shown = {n: f[n] for n in rule.shown}
                 yield _evaluation(
-                    context, check_key, key, rule.passes(f), rule.severity, rule.blocking, shown, rule.doc
+                    check_key,
+                    key,
+                    targets[key],
+                    rule.passes(f),
+                    rule.severity,
+                    rule.blocking,
+                    shown,
+                    rule.doc,
                 )
         yield from _check_outputs(context)
 
@@ -208,9 +220,9 @@ def build_feature_checks(
             for key, f in keyed:
                 passed = f["rows"] == f["distinct_ts"] == f["expected_rows"] and f["missing_after_first"] == 0
                 yield _evaluation(
-                    context,
                     check_key,
                     key,
+                    _target(context, asset.key, key),
                     passed,
                     dg.AssetCheckSeverity.ERROR,
                     True,

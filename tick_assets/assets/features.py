@@ -11,6 +11,7 @@ from tick_assets.assets.reporting import PartitionOutcome, report
 from tick_assets.assets.resources import DUCKDB_POOL, FeatureSettings, LakeResource
 from tick_assets.features.depth import depth_sql
 from tick_assets.features.grid import DaySlice
+from tick_assets.features.quality import one_row
 from tick_assets.features.store import SliceWriter
 from tick_assets.features.trade_bars import trade_bars_sql
 
@@ -69,8 +70,9 @@ def _build_feature_asset(
             for key, day in day_slices(partitions_def, context.partition_keys, features.grid_step_ms):
                 try:
                     written = writer.replace(query(lake.root, day), day)
-                    cur = con.execute(summary_sql.format(table=written.table), [day.instrument, day.start_us])
-                    summary = dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
+                    summary = one_row(
+                        con, summary_sql.format(table=written.table), [day.instrument, day.start_us]
+                    )
                 except Exception as exc:  # one verdict per partition; report() fails the step
                     context.log.error(f"{key}: {type(exc).__name__}: {exc}")
                     outcomes.append(PartitionOutcome(key, error=exc))

@@ -9,8 +9,11 @@ import duckdb
 from tick_assets.features.grid import MICROS_PER_DAY, DaySlice
 
 
-def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, float | int | None]:
-    cur = con.execute(sql)
+def one_row(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
+) -> dict[str, float | int | None]:
+    """The single row of `sql` as a dict keyed by column name."""
+    cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
     return dict(zip(names, cur.fetchone(), strict=True))
 
@@ -20,7 +23,7 @@ def book_figures(
 ) -> dict[str, float | int | None]:
     """Crossed/locked books, local_timestamp order and lag, and the longest silence of a book_snapshot_25 day."""
     src = day.lake_file_sql(lake_root, "book_snapshot_25")
-    return _one(
+    return one_row(
         con,
         f"""
         WITH b AS (
@@ -51,7 +54,7 @@ def trade_figures(
 ) -> dict[str, float | int | None]:
     """Invalid prices, amounts and sides, and duplicate trade ids of a trades day."""
     src = day.lake_file_sql(lake_root, "trades")
-    return _one(
+    return one_row(
         con,
         f"""
         SELECT count(*) AS trades,
@@ -76,7 +79,7 @@ def grid_figures(con: duckdb.DuckDBPyConnection, table: str, day: DaySlice, valu
             f"count(*) FILTER (WHERE {value_column} IS NULL AND ts > "
             f"(SELECT min(ts) FROM {table} WHERE {where} AND {value_column} IS NOT NULL))"
         )
-    figures = _one(
+    figures = one_row(
         con,
         f"SELECT count(*) AS rows, count(DISTINCT ts) AS distinct_ts, {missing} AS missing_after_first FROM {table} WHERE {where}",
     )

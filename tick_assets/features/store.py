@@ -38,8 +38,12 @@ class SliceWriter:
         """The table's qualified name, as written in the warehouse."""
         return f"{self.schema}.{self.table}"
 
+    @property
+    def _quoted(self) -> str:
+        return f"{quote(self.schema)}.{quote(self.table)}"
+
     def _ensure_table(self, query: str) -> None:
-        qualified = f"{quote(self.schema)}.{quote(self.table)}"
+        qualified = self._quoted
         exists = self.con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? AND NOT temporary",
             [self.schema, self.table],
@@ -65,7 +69,7 @@ class SliceWriter:
         if not self._checked:
             self._ensure_table(query)
             self._checked = True
-        qualified = f"{quote(self.schema)}.{quote(self.table)}"
+        qualified = self._quoted
         self.con.execute("BEGIN TRANSACTION")
         try:
             self.con.execute(
