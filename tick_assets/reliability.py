@@ -102,15 +102,18 @@ def _checksum_sql(source: str, columns: list[tuple[str, str]]) -> str:
     return f"SELECT count(*), coalesce(sum(hash({', '.join(values)})::HUGEINT), 0) FROM {source}"
 
 
+def _fingerprint_source(con: duckdb.DuckDBPyConnection, source: str) -> tuple[int, int]:
+    columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+    rows, checksum = con.execute(_checksum_sql(source, columns)).fetchone()
+    return int(rows), int(checksum)
+
+
 def fingerprint(data_dir: Path) -> dict[str, tuple[int, int]]:
     """(rows, checksum) of every lake file and every features/analytics table under `data_dir`."""
     result: dict[str, tuple[int, int]] = {}
     with duckdb.connect() as con:
         for path in sorted((data_dir / "lake").rglob("*.parquet")):
-            source = f"read_parquet('{path}')"
-            columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
-            rows, checksum = con.execute(_checksum_sql(source, columns)).fetchone()
-            result[str(path.relative_to(data_dir))] = (int(rows), int(checksum))
+            result[str(path.relative_to(data_dir))] = _fingerprint_source(con, f"read_parquet('{path}')")
     warehouse = data_dir / WAREHOUSE_FILE
     if warehouse.exists():
         with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -119,10 +122,7 @@ def fingerprint(data_dir: Path) -> dict[str, tuple[int, int]]:
                 f"({', '.join(repr(s) for s in TABLE_SCHEMAS)}) ORDER BY ALL"
             ).fetchall()
             for schema, table in tables:
-                source = f'"{schema}"."{table}"'
-                columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {source}").fetchall()]
-                rows, checksum = con.execute(_checksum_sql(source, columns)).fetchone()
-                result[f"warehouse:{schema}.{table}"] = (int(rows), int(checksum))
+                result[f"warehouse:{schema}.{table}"] = _fingerprint_source(con, f'"{schema}"."{table}"')
     return result
 
 
@@ -138,3 +138,9 @@ def compare(reference: dict[str, tuple[int, int]], other: dict[str, tuple[int, i
         "rows_extra": max(0, rows_other - rows_ref),
         "items_differing": len(differing),
     }
+
+
+def fingerprint_file(path: Path) -> tuple[int, int]:
+    """(rows, checksum) of one Parquet file."""
+    with duckdb.connect() as con:
+        return _fingerprint_source(con, f"read_parquet('{path}')")

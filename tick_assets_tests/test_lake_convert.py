@@ -6,6 +6,8 @@ import csv
 import datetime as dt
 import gzip
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from tick_assets.emulator.synth import write_dataset
 from tick_assets.lake import CsvParseError, SchemaMismatchError, write_partition
 from tick_assets.lake.schema import parquet_columns
 from tick_assets.tardis.datatypes import SCHEMAS, header_line
+from tick_assets.tardis.durable import owned_temp
 
 _PY_TYPES = {"BIGINT": int, "DOUBLE": float, "VARCHAR": str, "BOOLEAN": lambda v: v == "true"}
 
@@ -120,13 +123,22 @@ def test_unparseable_value_fails_with_the_file_name_and_leaves_no_temp(tmp_path)
     assert not dest.exists() and list(dest.parent.iterdir()) == []
 
 
-def test_stale_temp_files_of_crashed_writers_are_removed(tmp_path) -> None:
+def test_temp_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path) -> None:
     dest = tmp_path / "p" / "data.parquet"
     dest.parent.mkdir()
-    stale, fresh = dest.parent / ".data.parquet.old.tmp", dest.parent / ".data.parquet.new.tmp"
-    stale.write_bytes(b"x")
-    fresh.write_bytes(b"x")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])  # a process that no longer runs
+    gone.wait()
+    host = owned_temp(dest, ".tmp").name.split(".")[-4]
+    of_dead = dest.parent / f".data.parquet.{host}.{gone.pid}.aa.tmp"
+    of_live = dest.parent / f".data.parquet.{host}.{os.getppid()}.bb.tmp"  # the test runner's parent
+    of_other_host = dest.parent / ".data.parquet.elsewhere.1.cc.tmp"
+    old_other_host = dest.parent / ".data.parquet.elsewhere.2.dd.tmp"
+    for temp in (of_dead, of_live, of_other_host, old_other_host):
+        temp.write_bytes(b"x")
     two_days_ago = time.time() - 2 * 86400
-    os.utime(stale, (two_days_ago, two_days_ago))
+    os.utime(old_other_host, (two_days_ago, two_days_ago))
     write_partition(_gz(tmp_path / "e.csv.gz", ""), dest, "trades")
-    assert not stale.exists() and fresh.exists()  # a fresh one may belong to a concurrent writer
+    # A live writer's temp (even another host's, which cannot be checked) stays until it is a day old.
+    assert sorted(p.name for p in dest.parent.iterdir()) == sorted(
+        ["data.parquet", of_live.name, of_other_host.name]
+    )

@@ -10,6 +10,7 @@ from tick_assets.assets.features import FOLLOW_UPSTREAM, partition_expr
 from tick_assets.assets.resources import DUCKDB_POOL, LakeResource
 from tick_assets.features import microstructure
 from tick_assets.features.charts import daily_chart_png
+from tick_assets.tardis.durable import write_file_atomically
 from tick_assets.tardis.urls import sanitize_for_file_name
 
 CODE_VERSION = "analytics-v1"
@@ -94,9 +95,7 @@ def build_analytics_assets(
             png = daily_chart_png(day_minutes, f"{row.instrument} {row.date:%Y-%m-%d} (UTC)")
             path = reports / sanitize_for_file_name(row.instrument) / f"{row.date:%Y-%m-%d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".png.tmp")
-            tmp.write_bytes(png)
-            tmp.replace(path)
+            write_file_atomically(path, png)
             context.add_asset_metadata(
                 {
                     "chart": dg.MetadataValue.md(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
-import secrets
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +16,10 @@ from tick_assets.lake.errors import CsvParseError, SchemaMismatchError
 from tick_assets.lake.layout import TEMP_SUFFIX
 from tick_assets.lake.schema import csv_columns_struct, empty_select, parquet_columns, quote, select_list
 from tick_assets.tardis.datatypes import columns, header_line
-from tick_assets.tardis.durable import fsync_path
+from tick_assets.tardis.durable import fsync_path, owned_temp, remove_abandoned_temps
 
-# A crashed writer leaves a hidden temp file; one this old is certainly abandoned and gets removed.
-_STALE_TEMP_SECONDS = 24 * 3600
+#: Suffix of a conversion's own DuckDB spill folder under ConversionOptions.temp_directory.
+SPILL_SUFFIX = ".spill"
 
 
 @dataclass(frozen=True)
@@ -126,16 +124,6 @@ def _copy_sql(source: Path | None, target: Path, data_type: str, options: Conver
     )
 
 
-def _remove_stale_temps(folder: Path) -> None:
-    cutoff = time.time() - _STALE_TEMP_SECONDS
-    for stale in folder.glob(f".*{TEMP_SUFFIX}"):
-        try:
-            if stale.stat().st_mtime < cutoff:
-                stale.unlink()
-        except OSError:
-            pass
-
-
 def write_partition(
     source: Path, dest: Path, data_type: str, options: ConversionOptions | None = None
 ) -> PartitionWrite:
@@ -150,14 +138,16 @@ def write_partition(
     if header is not None:
         check_header(source, data_type, header)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(dest.parent)
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    remove_abandoned_temps(dest.parent, TEMP_SUFFIX)
+    tmp = owned_temp(dest, TEMP_SUFFIX)
     shown = preview_columns(data_type)
     # A spill folder of its own: concurrent conversions must not share DuckDB temp files.
     spill_dir = None
     if options.temp_directory is not None:
         options.temp_directory.mkdir(parents=True, exist_ok=True)
-        spill_dir = Path(tempfile.mkdtemp(prefix="convert-", dir=options.temp_directory))
+        remove_abandoned_temps(options.temp_directory, SPILL_SUFFIX)
+        spill_dir = owned_temp(options.temp_directory / "convert", SPILL_SUFFIX)
+        spill_dir.mkdir()
     try:
         with _connect(options, spill_dir) as con:
             try:

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import random
-import secrets
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -20,7 +19,12 @@ import urllib3
 
 from tick_assets import __version__
 from tick_assets.tardis import errors
-from tick_assets.tardis.durable import fsync_path
+from tick_assets.tardis.durable import (
+    fsync_path,
+    owned_temp,
+    remove_abandoned_temps,
+    write_file_atomically,
+)
 from tick_assets.tardis.exchanges import ExchangeDetails
 from tick_assets.tardis.integrity import GzipIntegrityError, has_gzip_magic, verify_gzip
 from tick_assets.tardis.ratelimit import MemoryBackend, Permit, RateLimiter
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _CHUNK = 1 << 20
+#: Suffix of a download (or metadata file) not yet verified and renamed into the cache.
+UNCONFIRMED_SUFFIX = ".unconfirmed"
 USER_AGENT = f"tick-assets/{__version__} (+tardis-dev compatible)"
 # Failures of the connection or the transfer; configuration errors (InvalidURL, MissingSchema, ...) and local
 # disk errors are not in this list, so they fail at once instead of being retried.
@@ -234,7 +240,8 @@ class TardisClient:
         )
 
     def _fetch_to_file(self, url: str, path: Path):
-        tmp = path.with_name(f"{path.name}.{secrets.token_hex(8)}.unconfirmed")
+        remove_abandoned_temps(path.parent, UNCONFIRMED_SUFFIX)
+        tmp = owned_temp(path, UNCONFIRMED_SUFFIX)
         try:
             with self._session.get(
                 url, headers=self._auth_headers(), stream=True, timeout=self.timeout
@@ -300,9 +307,7 @@ class TardisClient:
         payload = self._with_retries(url, _Attempt(), self._fetch_json, on_auth=None)
         details = ExchangeDetails.from_json(payload)
         disk.parent.mkdir(parents=True, exist_ok=True)
-        tmp = disk.with_name(f"{disk.name}.{secrets.token_hex(4)}.tmp")
-        tmp.write_text(json.dumps(payload))
-        os.replace(tmp, disk)
+        write_file_atomically(disk, json.dumps(payload).encode(), UNCONFIRMED_SUFFIX)
         self._metadata[exchange] = (now, details)
         return details
 
