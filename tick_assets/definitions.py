@@ -17,6 +17,7 @@ from tick_assets.assets.features import build_feature_assets
 from tick_assets.assets.partitions import configured_partitions
 from tick_assets.assets.raw import build_raw_assets, configured_backfill_policy
 from tick_assets.assets.resources import FeatureSettings, LakeResource, TardisResource
+from tick_assets.assets.run_health import dead_run_workers
 from tick_assets.assets.warehouse import build_raw_views_asset
 
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -53,6 +54,7 @@ def build_definitions(
         },
         sensors=[
             build_daily_sensor(raw_assets, partitions, daily_sensor),
+            dead_run_workers,
             dg.AutomationConditionSensorDefinition(
                 "tick_assets_automation",
                 target=dg.AssetSelection.all(),

@@ -60,10 +60,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_instance_yaml(home: Path, template: Path = REPO_ROOT / "dagster.yaml") -> Path:
-    """Copy the repository's dagster.yaml into `home`, with instance storage under `home/storage`."""
+def write_instance_yaml(
+    home: Path,
+    template: Path = REPO_ROOT / "dagster.yaml",
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Path:
+    """Copy the repository's dagster.yaml into `home`, with instance storage under `home/storage` and each
+    top-level section of `overrides` merged over the template's."""
     config = yaml.safe_load(template.read_text())
     config["storage"] = {"sqlite": {"base_dir": str(home / "storage")}}
+    for section, values in (overrides or {}).items():
+        config[section] = {**config.get(section, {}), **values}
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -78,6 +85,8 @@ class DagsterStack:
     env: dict[str, str] = field(default_factory=dict, repr=False)  # may hold TARDIS_API_KEY
     port: int = 0
     repo_root: Path = REPO_ROOT
+    #: Sections merged over the repository's dagster.yaml (e.g. shorter run-monitoring intervals in tests).
+    instance_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     _procs: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -103,7 +112,7 @@ class DagsterStack:
 
     def start(self, timeout: float = 180.0) -> DagsterStack:
         """Start both processes and wait until the code location has loaded."""
-        write_instance_yaml(self.home)
+        write_instance_yaml(self.home, overrides=self.instance_overrides)
         # Create the instance's tables first: the webserver and the daemon racing to create them on a fresh
         # SQLite instance can fail one of them ("table ... already exists").
         self.cli("instance", "migrate")

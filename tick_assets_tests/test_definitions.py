@@ -131,7 +131,7 @@ def test_instance_yaml_sets_pools_and_frees_slots_of_dead_runs(tmp_path) -> None
         config = instance.get_concurrency_config()
         assert config.pool_config.default_pool_limit == 1  # pool duckdb: one writer unless raised
         assert config.pool_config.pool_granularity.value == "op"
-        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 300
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 60
     finally:
         instance.dispose()
 

@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -309,6 +309,12 @@ class EmulatorServer:
     def stats(self) -> dict[str, Any]:
         """What the server answered so far."""
         return self._server.stats.as_dict()
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        """Change the injected faults from the next request on (stalls in progress keep stalling)."""
+        self.config = replace(self.config, faults=faults)
+        self._server.config = self.config
+        self._server.rate_limit = ServerRateLimit(faults.rate_limit, faults.rate_burst)
 
     def start(self) -> EmulatorServer:
         """Serve in a daemon thread."""

@@ -15,6 +15,8 @@ import socket
 import time
 from pathlib import Path
 
+from tick_assets.processes import pid_running
+
 #: A temp older than this is abandoned whatever its owner (covers other hosts on a shared disk).
 STALE_AFTER_SECONDS = 24 * 3600
 _HOST = socket.gethostname().replace(".", "_") or "host"
@@ -39,16 +41,6 @@ def owned_temp(final: Path, suffix: str) -> Path:
     return final.with_name(f".{final.name}.{_HOST}.{os.getpid()}.{secrets.token_hex(6)}{suffix}")
 
 
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
-
-
 def _owner_gone(temp: Path, suffix: str, now: float) -> bool:
     parts = temp.name.removesuffix(suffix).rsplit(".", 3)
     try:
@@ -58,7 +50,7 @@ def _owner_gone(temp: Path, suffix: str, now: float) -> bool:
         return False  # its owner just renamed or removed it
     if len(parts) == 4 and parts[1] == _HOST and parts[2].isdigit():
         pid = int(parts[2])
-        return pid != os.getpid() and not _pid_running(pid)
+        return pid != os.getpid() and not pid_running(pid)
     return False
 
 
