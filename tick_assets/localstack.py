@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -32,6 +33,11 @@ query($id: String!) { partitionBackfillOrError(backfillId: $id) {
   __typename ... on PartitionBackfill { status numPartitions
     runs(limit: 1000) { id status startTime endTime tags { key value } } }
   ... on PythonError { message } } }
+"""
+_CANCEL_BACKFILL = """
+mutation($id: String!) { cancelPartitionBackfill(backfillId: $id) {
+  __typename ... on CancelBackfillSuccess { backfillId } ... on PythonError { message }
+  ... on UnauthorizedError { message } } }
 """
 _MATERIALIZATIONS = """
 query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { __typename
@@ -196,6 +202,14 @@ class DagsterStack:
         """`dagster instance concurrency set <pool> <limit>`."""
         self.cli("instance", "concurrency", "set", pool, str(limit))
 
+    def pool_slots(self, pool: str) -> tuple[int, int]:
+        """(occupied, limit) of a concurrency pool, from `dagster instance concurrency get`."""
+        out = self.cli("instance", "concurrency", "get", pool).replace('"', "")
+        found = re.search(rf"{re.escape(pool)}: (\d+) / (\d+) slots occupied", out)
+        if not found:
+            raise RuntimeError(f"pool {pool}: unexpected output {out!r}")
+        return int(found.group(1)), int(found.group(2))
+
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST a GraphQL query; raise on transport or GraphQL errors."""
         resp = requests.post(
@@ -220,6 +234,12 @@ class DagsterStack:
         if result["__typename"] != "LaunchBackfillSuccess":
             raise RuntimeError(f"backfill was not launched: {result}")
         return result["backfillId"]
+
+    def cancel_backfill(self, backfill_id: str) -> None:
+        """Cancel a backfill (the UI's Cancel button): no new runs, and its runs in progress are terminated."""
+        result = self.graphql(_CANCEL_BACKFILL, {"id": backfill_id})["cancelPartitionBackfill"]
+        if result["__typename"] != "CancelBackfillSuccess":
+            raise RuntimeError(f"backfill {backfill_id} was not cancelled: {result}")
 
     def backfill(self, backfill_id: str) -> dict[str, Any]:
         """Status, partition count and runs of a backfill."""

@@ -7,7 +7,14 @@ import os
 from pathlib import Path
 
 from tick_assets.tardis.datatypes import DATA_TYPES
-from tick_assets.tardis.urls import DEFAULT_API_URL, DEFAULT_DATASETS_URL, normalize_symbol
+from tick_assets.tardis.errors import InvalidRequestError
+from tick_assets.tardis.urls import (
+    DEFAULT_API_URL,
+    DEFAULT_DATASETS_URL,
+    normalize_symbol,
+    validate_exchange,
+    validate_symbol,
+)
 
 DEFAULT_INSTRUMENTS = "binance-futures:BTCUSDT,deribit:BTC-PERPETUAL"
 DEFAULT_START_DATE = "2024-01-01"
@@ -34,22 +41,37 @@ def api_url() -> str:
     return os.environ.get("TARDIS_API_URL", DEFAULT_API_URL)
 
 
+def validate_instrument(key: str) -> str:
+    """Return an `exchange:SYMBOL` instrument key, or raise ValueError saying what is wrong with it.
+
+    Keys become Dagster partition keys, URLs and directory names: path, control and Dagster's reserved
+    characters are refused here, before any definition is built.
+    """
+    exchange, sep, symbol = key.partition(":")
+    if not sep or not exchange or not symbol or _FORBIDDEN_KEY_CHARS & set(key):
+        raise ValueError(
+            f"TICK_ASSETS_INSTRUMENTS entry {key!r} is not 'exchange:SYMBOL' (e.g. binance-futures:BTCUSDT; "
+            "the characters | [ ] , are not allowed)."
+        )
+    try:
+        validate_exchange(exchange)
+        validate_symbol(symbol)
+    except InvalidRequestError as exc:
+        raise ValueError(f"TICK_ASSETS_INSTRUMENTS entry {key!r}: {exc}") from None
+    if normalize_symbol(symbol) != symbol:
+        raise ValueError(
+            f"TICK_ASSETS_INSTRUMENTS entry {key!r}: write the symbol as Tardis ids it, "
+            f"{exchange}:{normalize_symbol(symbol)} (upper case, '-' for '/' and ':')."
+        )
+    return key
+
+
 def instruments() -> list[str]:
     """TICK_ASSETS_INSTRUMENTS: comma-separated `exchange:SYMBOL` instrument partition keys."""
     raw = os.environ.get("TICK_ASSETS_INSTRUMENTS", DEFAULT_INSTRUMENTS)
     keys = [k.strip() for k in raw.split(",") if k.strip()]
     for key in keys:
-        exchange, sep, symbol = key.partition(":")
-        if not sep or not exchange or not symbol or _FORBIDDEN_KEY_CHARS & set(key):
-            raise ValueError(
-                f"TICK_ASSETS_INSTRUMENTS entry {key!r} is not 'exchange:SYMBOL' (e.g. binance-futures:BTCUSDT; "
-                "the characters | [ ] are not allowed)."
-            )
-        if normalize_symbol(symbol) != symbol:
-            raise ValueError(
-                f"TICK_ASSETS_INSTRUMENTS entry {key!r}: write the symbol as Tardis ids it, "
-                f"{exchange}:{normalize_symbol(symbol)} (upper case, '-' for '/' and ':')."
-            )
+        validate_instrument(key)
     if len(set(keys)) != len(keys) or not keys:
         raise ValueError(f"TICK_ASSETS_INSTRUMENTS={raw!r} must list distinct instruments, at least one.")
     return keys

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -183,6 +184,22 @@ def test_html_page_with_status_200_is_a_clear_error_not_retried(start_emulator, 
     assert "not gzip" in str(info.value) and "text/html" in str(info.value)
     assert server.stats["counts"]["dataset_requests"] == 1
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fault", ["stall", "server_error"])
+def test_stop_ends_a_stalled_or_retrying_download_promptly(start_emulator, tmp_path, fault) -> None:
+    # A stalled body is noticed within the read timeout; a retry backoff is cut short at once.
+    server = start_emulator(FaultConfig(**{fault: 1.0}, stall_seconds=60))
+    retry = RetryPolicy(max_attempts=10, base_delay=30, max_delay=30)
+    stop = threading.Event()
+    with make_client(server, tmp_path, retry=retry, read_timeout=1.0) as c:
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        with pytest.raises(errors.CancelledError, match="stopped"):
+            c.download("deribit", "trades", "BTC-PERPETUAL", DAY, stop=stop)
+    assert time.monotonic() - started < 5
+    assert server.stats["counts"]["dataset_requests"] <= 2
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
 def test_failed_redownload_keeps_the_previous_good_file(start_emulator, tmp_path) -> None:

@@ -14,7 +14,9 @@ INSTRUMENT = "instrument"
 
 
 def build_partitions(start_date: str, instruments: list[str]) -> dg.MultiPartitionsDefinition:
-    """Daily UTC partitions from `start_date` (up to yesterday) crossed with the instrument keys."""
+    """Daily UTC partitions from `start_date` (up to yesterday) crossed with the instrument keys (validated)."""
+    for instrument in instruments:
+        settings.validate_instrument(instrument)
     return dg.MultiPartitionsDefinition(
         {
             DATE: dg.DailyPartitionsDefinition(start_date=start_date, timezone="UTC"),

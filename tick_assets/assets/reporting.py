@@ -28,7 +28,7 @@ def is_transient(error: BaseException | None) -> bool:
 def failure_description(failed: Sequence[PartitionOutcome], total: int) -> str:
     """The step failure text: which partitions failed and why (each error already says what to do)."""
     if total == 1:
-        return str(failed[0].error)
+        return f"{failed[0].key}: {type(failed[0].error).__name__}: {failed[0].error}"
     lines = [f"{len(failed)} of {total} partitions failed (the others were written and recorded):"]
     lines += [f"- {o.key}: {type(o.error).__name__}: {o.error}" for o in failed[:20]]
     if len(failed) > 20:

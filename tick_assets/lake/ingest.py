@@ -59,7 +59,7 @@ def ingest_day(
     stop = stop or threading.Event()
     if stop.is_set():
         raise Cancelled(f"{request.key or request.day}: cancelled before it started")
-    download = client.download(request.exchange, request.data_type, request.symbol, request.day)
+    download = client.download(request.exchange, request.data_type, request.symbol, request.day, stop=stop)
     dest = partition_file(lake_root, request.data_type, request.exchange, request.symbol, request.day)
     with conversion_slot or threading.Semaphore():
         if stop.is_set():

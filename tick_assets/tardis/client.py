@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -111,6 +112,13 @@ class _Attempt:
     limiter_wait: float = 0.0
 
 
+def _raise_if_stopped(stop: threading.Event | None, url: str) -> None:
+    if stop is not None and stop.is_set():
+        raise errors.CancelledError(
+            f"{url}: download stopped (the run is being cancelled); nothing was written"
+        )
+
+
 class TardisClient:
     """Downloads Tardis datasets into a cache that uses the official client's file names."""
 
@@ -204,8 +212,13 @@ class TardisClient:
         *,
         force: bool = False,
         check_availability: bool = False,
+        stop: threading.Event | None = None,
     ) -> DownloadResult:
-        """Return the verified .csv.gz of one day, from the cache if intact, else downloaded."""
+        """Return the verified .csv.gz of one day, from the cache if intact, else downloaded.
+
+        Setting `stop` (from another thread) ends the download at the next chunk, retry or backoff with
+        CancelledError; a connection stalled mid-body notices within the read timeout.
+        """
         ds = self._validated(exchange, data_type, symbol, day)
         url, path = ds.url, ds.path
         started = time.monotonic()
@@ -225,8 +238,9 @@ class TardisClient:
         info = self._with_retries(
             url,
             counters,
-            lambda attempt_url: self._fetch_to_file(attempt_url, path),
+            lambda attempt_url: self._fetch_to_file(attempt_url, path, stop),
             on_auth=lambda: self._auth_message(url, ds.day),
+            stop=stop,
         )
         return DownloadResult(
             path=path,
@@ -239,7 +253,7 @@ class TardisClient:
             limiter_wait_seconds=counters.limiter_wait,
         )
 
-    def _fetch_to_file(self, url: str, path: Path):
+    def _fetch_to_file(self, url: str, path: Path, stop: threading.Event | None = None):
         remove_abandoned_temps(path.parent, UNCONFIRMED_SUFFIX)
         tmp = owned_temp(path, UNCONFIRMED_SUFFIX)
         try:
@@ -253,6 +267,7 @@ class TardisClient:
                 deadline = time.monotonic() + self.attempt_timeout
                 with open(tmp, "wb") as out:
                     for chunk in resp.raw.stream(_CHUNK, decode_content=False):
+                        _raise_if_stopped(stop, url)
                         if time.monotonic() > deadline:  # a trickling body never trips the read timeout
                             raise errors.TransientError(
                                 f"{url}: attempt exceeded {self.attempt_timeout:.0f}s"
@@ -339,9 +354,11 @@ class TardisClient:
         counters: _Attempt,
         fetch: Callable[[str], T],
         on_auth: Callable[[], str] | None,
+        stop: threading.Event | None = None,
     ) -> T:
         last_error: Exception | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
+            _raise_if_stopped(stop, url)
             counters.attempts = attempt
             # Like the official clients: from the 2nd attempt a cache-busting query defeats a CDN that
             # cached a bad answer.
@@ -385,7 +402,10 @@ class TardisClient:
                 delay,
                 f" after the {pause:.1f}s pause every worker shares (Retry-After)" if throttled else "",
             )
-            self._sleep(delay)
+            if stop is None:
+                self._sleep(delay)
+            elif stop.wait(delay):
+                _raise_if_stopped(stop, url)
         raise errors.RetriesExhaustedError(
             f"{url}: failed {self.retry.max_attempts} times, last error: {last_error}. "
             "The service or the network keeps failing; re-run later (completed partitions are kept)."

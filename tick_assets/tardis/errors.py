@@ -58,5 +58,9 @@ class TransientError(TardisError):
         self.throttled = throttled
 
 
+class CancelledError(TardisError):
+    """The caller asked to stop (run terminated, Ctrl-C) during a download; nothing was written."""
+
+
 class RetriesExhaustedError(TardisError):
     """A transient failure that persisted through every allowed attempt."""

@@ -1,0 +1,189 @@
+"""Concurrency through the real daemon (slow): overlapping backfills and the same partitions materialized by
+several runs at once land exactly the data of one clean run; cancelled and killed runs give their pool slots
+back, so nothing deadlocks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from tick_assets.assets.run_health import run_worker
+from tick_assets.emulator.faults import FaultConfig
+from tick_assets.emulator.server import EmulatorConfig
+from tick_assets.localstack import DagsterStack
+from tick_assets.reliability import compare, fingerprint, run_backfill
+from tick_assets_tests.conftest import EXPORTED_UNTIL, TEST_SCALE
+
+pytestmark = pytest.mark.slow
+INSTRUMENTS = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
+GRAPH = [
+    ["raw", "trades"],
+    ["raw", "book_snapshot_25"],
+    ["features", "depth"],
+    ["features", "trade_bars"],
+    ["analytics", "microstructure_1m"],
+    ["analytics", "daily_summary"],
+]
+
+
+def _env(emulator, data_dir: Path) -> dict[str, str]:
+    return {
+        "TARDIS_DATASETS_URL": emulator.datasets_url,
+        "TARDIS_API_URL": emulator.api_url,
+        "TARDIS_API_KEY": "concurrency-key",
+        "TICK_ASSETS_DATA_DIR": str(data_dir),
+        "TICK_ASSETS_INSTRUMENTS": ",".join(INSTRUMENTS),
+        "TICK_ASSETS_DATA_TYPES": "trades,book_snapshot_25",
+        "TICK_ASSETS_BACKFILL_DAYS_PER_RUN": "1",
+    }
+
+
+def _keys(days: list[str]) -> list[str]:
+    return [f"{d}|{i}" for i in INSTRUMENTS for d in days]
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(1)
+
+
+def _overlapping_pairs(runs: list[dict]) -> int:
+    """Pairs of runs of different backfills that covered the same partition at the same time."""
+    spans = [
+        (r["backfill"], r["tags"].get("dagster/asset_partition_range_start"), r["startTime"], r["endTime"])
+        for r in runs
+        if r["startTime"] and r["endTime"]
+    ]
+    return sum(
+        a[0] != b[0] and a[1] == b[1] and a[2] < b[3] and b[2] < a[3]
+        for i, a in enumerate(spans)
+        for b in spans[i + 1 :]
+    )
+
+
+@pytest.mark.timeout(1200)
+def test_overlapping_backfills_land_exactly_the_data_of_one_clean_run(
+    start_emulator, synth_cache, tmp_path
+) -> None:
+    emulator, data_dir = start_emulator(), tmp_path / "data"
+    launched = {
+        "A days 2-3": _keys(["2024-01-02", "2024-01-03"]),
+        "B days 3-4": _keys(["2024-01-03", "2024-01-04"]),
+        "C day 3 again": _keys(["2024-01-03"]),
+    }
+    with DagsterStack(tmp_path / "home", _env(emulator, data_dir)) as stack:
+        stack.set_pool_limit("tardis", 4)
+        ids = {name: stack.launch_backfill(GRAPH, keys, title=name) for name, keys in launched.items()}
+        states = {name: stack.wait_for_backfill(i, timeout=900) for name, i in ids.items()}
+        materialized = {tuple(p): stack.materialized_partitions(p) for p in GRAPH}
+        slots = {pool: stack.pool_slots(pool) for pool in ("tardis", "duckdb")}
+    for name, state in states.items():
+        assert state["status"] == "COMPLETED_SUCCESS", (name, state)
+    runs = [
+        {**r, "backfill": n, "tags": {t["key"]: t["value"] for t in r["tags"]}}
+        for n, s in states.items()
+        for r in s["runs"]
+    ]
+    assert all(r["status"] == "SUCCESS" for r in runs)
+    # The same partitions really were written by two runs at once (day 3 is in every backfill).
+    assert _overlapping_pairs(runs) > 0
+    every_key = set(_keys(["2024-01-02", "2024-01-03", "2024-01-04"]))
+    assert {p: set(parts) for p, parts in materialized.items()} == {tuple(p): every_key for p in GRAPH}
+    assert slots == {"tardis": (0, 4), "duckdb": (0, 1)}  # every slot given back
+
+    clean = run_backfill(
+        EmulatorConfig(cache_dir=synth_cache, scale=TEST_SCALE, exported_until=EXPORTED_UNTIL),
+        tmp_path / "clean",
+        dt.date(2024, 1, 2),
+        3,
+        INSTRUMENTS,
+        ["trades", "book_snapshot_25"],
+    )
+    assert clean.failed_runs == 0
+    found = fingerprint(data_dir)
+    result = compare(clean.fingerprint, found)
+    assert result == {
+        "items": 3 * 2 * 2 + 4,  # lake files + features.depth, trade_bars, microstructure_1m, daily_summary
+        "rows_compared": sum(r for r, _ in clean.fingerprint.values()),
+        "rows_lost": 0,
+        "rows_extra": 0,
+        "items_differing": 0,
+    }
+    assert not [p for p in data_dir.rglob("*") if p.name.endswith((".tmp", ".unconfirmed"))]
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the run worker's children in /proc")
+@pytest.mark.timeout(900)
+def test_cancelled_and_killed_runs_give_their_pool_slots_back(start_emulator, tmp_path) -> None:
+    # Every download stalls, so a run holds its `tardis` slot until it is cancelled or killed.
+    emulator = start_emulator(FaultConfig(stall=1.0, stall_seconds=600))
+    data_dir, home = tmp_path / "data", tmp_path / "home"
+    # Shorter than dagster.yaml's so the test is quick; the mechanism is the same.
+    overrides = {"run_monitoring": {"free_slots_after_run_end_seconds": 5, "poll_interval_seconds": 5}}
+    with DagsterStack(home, _env(emulator, data_dir), instance_overrides=overrides) as stack:
+        stack.set_pool_limit("tardis", 1)
+        instance = dg.DagsterInstance.from_config(str(home))
+        try:
+            # 1. The user cancels a backfill whose run holds the only slot.
+            cancelled = stack.launch_backfill([["raw", "trades"]], ["2024-01-02|deribit:BTC-PERPETUAL"])
+            _wait(lambda: stack.pool_slots("tardis") == (1, 1), "the first run to take the slot", 300)
+            stack.cancel_backfill(cancelled)
+            state = stack.wait_for_backfill(cancelled, timeout=300)
+            assert state["status"] == "CANCELED" and [r["status"] for r in state["runs"]] == ["CANCELED"]
+            _wait(lambda: stack.pool_slots("tardis") == (0, 1), "the cancelled run's slot", 120)
+
+            # 2. The run worker of the next one is killed with SIGKILL (OOM killer, kill -9): no word to Dagster.
+            killed = stack.launch_backfill([["raw", "trades"]], ["2024-01-03|deribit:BTC-PERPETUAL"])
+            _wait(lambda: stack.pool_slots("tardis") == (1, 1), "the second run to take the slot", 300)
+            run_id = stack.backfill(killed)["runs"][0]["id"]
+            _wait(lambda: run_worker(instance, run_id) is not None, "the run worker's pid", 60)
+            pid = run_worker(instance, run_id)[0]
+            for victim in [pid, *_descendants(pid)]:
+                os.kill(victim, signal.SIGKILL)
+            # Sensor dead_run_workers notices (30 s interval), then run monitoring frees the slot.
+            _wait(
+                lambda: instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE,
+                "the killed run to be marked failed",
+                180,
+            )
+            _wait(lambda: stack.pool_slots("tardis") == (0, 1), "the killed run's slot", 120)
+            failure = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+            assert f"pid {pid}" in failure[0].event_log_entry.dagster_event.message
+
+            # 3. Nothing is stuck: with the network healthy again, a backfill of all three days completes.
+            emulator.set_faults(FaultConfig())
+            days = ["2024-01-02", "2024-01-03", "2024-01-04"]
+            healthy = stack.launch_backfill([["raw", "trades"]], [f"{d}|deribit:BTC-PERPETUAL" for d in days])
+            assert stack.wait_for_backfill(healthy, timeout=300)["status"] == "COMPLETED_SUCCESS"
+            assert stack.pool_slots("tardis") == (0, 1)
+        finally:
+            instance.dispose()
+    # The killed worker's half download was removed by the next download of the same file.
+    assert not list(data_dir.rglob("*.unconfirmed"))
+    assert len(list((data_dir / "lake" / "trades").rglob("data.parquet"))) == 3
