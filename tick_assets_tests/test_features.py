@@ -258,6 +258,40 @@ def test_ofi_and_minute_bars_against_a_loop_over_a_small_frame() -> None:
     assert minutes["vwap"][0] == pytest.approx(first["mid"].mean())
 
 
+def test_minute_bars_of_a_day_do_not_depend_on_the_days_computed_with_it() -> None:
+    # Across midnight: a ranged run holds both days, single-partition runs one each; results must agree.
+    ts = pd.date_range("2024-01-02 23:58", periods=240, freq="1s", tz="UTC")
+    rng = np.random.default_rng(3)
+    bid = 100 + np.cumsum(rng.choice([-0.5, 0, 0.5], size=240))
+    depth = pd.DataFrame(
+        {
+            "instrument": "x:Y",
+            "ts": ts,
+            "best_bid": bid,
+            "best_ask": bid + 0.5,
+            "bid_size": rng.uniform(1, 5, 240),
+            "ask_size": rng.uniform(1, 5, 240),
+            "mid": bid + 0.25,
+            "spread_bps": 1.0,
+            "imbalance_5": 0.0,
+        }
+    )
+    bars = pd.DataFrame(
+        {"instrument": "x:Y", "ts": ts, "volume": 1.0, "notional": 1.0, "signed_volume": 1.0, "trades": 1}
+    )
+    together = microstructure_1m(depth, bars)
+    day = ts.floor("1D")
+    alone = pd.concat(
+        [microstructure_1m(depth[day == d].copy(), bars[day == d].copy()) for d in day.unique()],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(together, alone)
+    first_of_day = together[together["minute"] == pd.Timestamp("2024-01-03", tz="UTC")].iloc[0]
+    assert first_of_day["log_return"] == pytest.approx(
+        np.log(first_of_day["mid_close"] / first_of_day["mid_open"])
+    )
+
+
 def _spoiled_book(tmp_path: Path, spoil) -> tuple[DaySlice, pd.DataFrame]:
     day = dt.date(2024, 1, 2)
     base = _lake_from_emulator(tmp_path / "lake", "book_snapshot_25", day)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import threading
+import time
 
 import pytest
 
+from tick_assets.emulator.faults import FaultConfig
 from tick_assets.lake import DayRequest, ingest_days, partition_file
 from tick_assets.tardis import UnavailableError
 from tick_assets_tests.conftest import make_client
@@ -52,3 +57,19 @@ def test_interrupt_stops_starting_new_days(emulator, tmp_path) -> None:
     # Only the days already in flight finished; the queued ones were never requested.
     assert emulator.stats["counts"]["dataset_requests"] <= 3
     assert len(list((tmp_path / "lake").rglob("data.parquet"))) <= 3
+
+
+def test_interrupt_cuts_stalled_downloads_at_once(start_emulator, tmp_path) -> None:
+    # Every download stalls mid-body for a minute (read timeout 60 s); the interrupt must not wait for them.
+    server = start_emulator(FaultConfig(stall=1.0, stall_seconds=60))
+    requests = _requests(dt.date(2024, 1, 2), 4)
+    with make_client(server, tmp_path / "cache", read_timeout=60) as client:
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # how a run termination arrives
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            ingest_days(client, tmp_path / "lake", requests, max_workers=4)
+        took = time.monotonic() - started
+    assert took < 10, f"the interrupt waited {took:.1f} s for stalled reads"
+    assert server.stats["counts"]["fault_stall"] == 4  # all four were stalled when it came
+    assert list((tmp_path / "lake").rglob("data.parquet")) == []
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith((".tmp", ".unconfirmed"))]

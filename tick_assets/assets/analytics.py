@@ -13,7 +13,7 @@ from tick_assets.features.charts import daily_chart_png
 from tick_assets.tardis.durable import write_file_atomically
 from tick_assets.tardis.urls import sanitize_for_file_name
 
-CODE_VERSION = "analytics-v1"
+CODE_VERSION = "analytics-v2"  # v2: returns, OFI and variance never cross midnight
 
 
 def _utc(frame: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -135,8 +135,10 @@ def ingest_days(
             if on_result:
                 on_result(results[i])
     except BaseException:
-        # Interrupted (run terminated, Ctrl-C): start nothing new; days in flight finish or stop at a checkpoint.
+        # Interrupted (run terminated, Ctrl-C): start nothing new, cut downloads in flight (a stalled read would
+        # otherwise hold the run for the read timeout); a conversion in progress finishes or stops at a checkpoint.
         stop.set()
+        client.abort_in_flight()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import random
+import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -159,6 +161,8 @@ class TardisClient:
         self._rng = random.Random()
         self._metadata: dict[str, tuple[float, ExchangeDetails]] = {}
         self._session = requests.Session()
+        self._in_flight: set[requests.Response] = set()
+        self._in_flight_lock = threading.Lock()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -257,9 +261,13 @@ class TardisClient:
         remove_abandoned_temps(path.parent, UNCONFIRMED_SUFFIX)
         tmp = owned_temp(path, UNCONFIRMED_SUFFIX)
         try:
-            with self._session.get(
-                url, headers=self._auth_headers(), stream=True, timeout=self.timeout
-            ) as resp:
+            with (
+                self._session.get(
+                    url, headers=self._auth_headers(), stream=True, timeout=self.timeout
+                ) as resp,
+                self._tracked(resp),
+            ):
+                _raise_if_stopped(stop, url)  # stopped while connecting: abort_in_flight() missed this one
                 self._raise_for_status(resp, url)
                 expected = resp.headers.get("Content-Length")
                 encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
@@ -291,6 +299,30 @@ class TardisClient:
             return info
         finally:
             tmp.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _tracked(self, resp: requests.Response) -> Iterator[None]:
+        with self._in_flight_lock:
+            self._in_flight.add(resp)
+        try:
+            yield
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(resp)
+
+    def abort_in_flight(self) -> int:
+        """Shut down the connections of downloads in progress (call from another thread after setting their
+        `stop`), so a read blocked on a stalled server returns now instead of after the read timeout."""
+        with self._in_flight_lock:
+            responses = list(self._in_flight)
+        aborted = 0
+        for resp in responses:
+            sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                    aborted += 1
+        return aborted
 
     def _bad_content_message(self, url: str, resp: requests.Response, head: bytes) -> str:
         content_type = resp.headers.get("Content-Type", "unknown")
