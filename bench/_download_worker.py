@@ -1,4 +1,4 @@
-"""Subprocess of bench/foundation.py: N real downloads (4 threads) through a SQLite-shared limiter; prints start times."""
+"""Subprocess of bench/foundation.py and bench/run.py: N real downloads (4 threads) through a SQLite-shared limiter; prints start times."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from tick_assets.tardis import LimiterConfig, TardisClient, sqlite_limiter
 
 
 def main() -> None:
-    """argv: datasets_url limiter_db cache_dir n."""
+    """argv: datasets_url limiter_db cache_dir n [rate]."""
     url, db, cache, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    limiter = sqlite_limiter(db, "bench", LimiterConfig(rate=20, burst=5, max_in_flight=8))
+    rate = float(sys.argv[5]) if len(sys.argv) > 5 else 20.0
+    limiter = sqlite_limiter(db, "bench", LimiterConfig(rate=rate, burst=5, max_in_flight=8))
     with TardisClient(cache, api_key="bench", datasets_url=url, api_url=url, limiter=limiter) as client:
 
         def one(i: int) -> float:

@@ -47,6 +47,11 @@ _RUNS = """
 { runsOrError(limit: 1000) { __typename ... on Runs { results { runId status tags { key value } } }
   ... on PythonError { message } } }
 """
+_STEP_STATS = """
+query($ids: [String!]) { runsOrError(filter: {runIds: $ids}) { __typename
+  ... on Runs { results { runId stepStats { stepKey status startTime endTime } } }
+  ... on PythonError { message } } }
+"""
 _LOCATIONS = """
 { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
   locationOrLoadError { __typename ... on PythonError { message } } } } } }
@@ -271,6 +276,13 @@ class DagsterStack:
         for event in reversed(found["assetMaterializations"]):  # newest first from the API
             latest[event["partition"]] = event["runId"]
         return latest
+
+    def step_stats(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Every step of the given runs: key, status, start and end (epoch seconds)."""
+        found = self.graphql(_STEP_STATS, {"ids": run_ids})["runsOrError"]
+        if found["__typename"] != "Runs":
+            raise RuntimeError(f"step stats: {found}")
+        return [{**step, "runId": run["runId"]} for run in found["results"] for step in run["stepStats"]]
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run of the instance with its status and tags (newest first)."""
