@@ -8,7 +8,8 @@ import datetime as dt
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -16,7 +17,7 @@ import pytest
 
 from tick_assets.assets.run_health import run_worker
 from tick_assets.emulator.faults import FaultConfig
-from tick_assets.emulator.server import EmulatorConfig
+from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
 from tick_assets.localstack import DagsterStack
 from tick_assets.reliability import compare, fingerprint, run_backfill
 from tick_assets_tests.conftest import EXPORTED_UNTIL, TEST_SCALE
@@ -34,6 +35,34 @@ GRAPH = [
     ["analytics", "microstructure_1m"],
     ["analytics", "daily_summary"],
 ]
+
+
+@dataclass
+class Shared:
+    """One webserver + daemon and one emulator for every test of this module (a stack takes ~30 s to start)."""
+
+    stack: DagsterStack
+    emulator: EmulatorServer
+    data_dir: Path
+    home: Path
+    work: Path
+
+
+@pytest.fixture(scope="module")
+def shared(synth_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """The stack, with run monitoring intervals shorter than dagster.yaml's so slot release is quick to see."""
+    work = tmp_path_factory.mktemp("concurrency")
+    config = EmulatorConfig(
+        host="127.0.0.1", port=0, cache_dir=synth_cache, scale=TEST_SCALE, exported_until=EXPORTED_UNTIL
+    )
+    emulator = EmulatorServer(config).start()
+    overrides = {"run_monitoring": {"free_slots_after_run_end_seconds": 5, "poll_interval_seconds": 5}}
+    data_dir, home = work / "data", work / "home"
+    try:
+        with DagsterStack(home, _env(emulator, data_dir), instance_overrides=overrides) as stack:
+            yield Shared(stack, emulator, data_dir, home, work)
+    finally:
+        emulator.stop()
 
 
 def _env(emulator, data_dir: Path) -> dict[str, str]:
@@ -82,23 +111,20 @@ def _overlapping_pairs(runs: list[dict]) -> int:
 
 
 @pytest.mark.timeout(1200)
-def test_overlapping_backfills_land_exactly_the_data_of_one_clean_run(
-    start_emulator, synth_cache, tmp_path
-) -> None:
-    emulator, data_dir = start_emulator(), tmp_path / "data"
+def test_overlapping_backfills_land_exactly_the_data_of_one_clean_run(shared: Shared, synth_cache) -> None:
+    stack, emulator, data_dir, home = shared.stack, shared.emulator, shared.data_dir, shared.home
+    emulator.set_faults(FaultConfig())
     launched = {
         "A days 2-3": _keys(["2024-01-02", "2024-01-03"]),
         "B days 3-4": _keys(["2024-01-03", "2024-01-04"]),
         "C day 3 again": _keys(["2024-01-03"]),
     }
-    home = tmp_path / "home"
-    with DagsterStack(home, _env(emulator, data_dir)) as stack:
-        assert listen_addresses(stack.port) == {"127.0.0.1"}  # the UI is not reachable from the network
-        stack.set_pool_limit("tardis", 4)
-        ids = {name: stack.launch_backfill(GRAPH, keys, title=name) for name, keys in launched.items()}
-        states = {name: stack.wait_for_backfill(i, timeout=900) for name, i in ids.items()}
-        materialized = {tuple(p): stack.materialized_partitions(p) for p in GRAPH}
-        slots = {pool: stack.pool_slots(pool) for pool in ("tardis", "duckdb")}
+    assert listen_addresses(stack.port) == {"127.0.0.1"}  # the UI is not reachable from the network
+    stack.set_pool_limit("tardis", 4)
+    ids = {name: stack.launch_backfill(GRAPH, keys, title=name) for name, keys in launched.items()}
+    states = {name: stack.wait_for_backfill(i, timeout=900) for name, i in ids.items()}
+    materialized = {tuple(p): stack.materialized_partitions(p) for p in GRAPH}
+    slots = {pool: stack.pool_slots(pool) for pool in ("tardis", "duckdb")}
     for name, state in states.items():
         assert state["status"] == "COMPLETED_SUCCESS", (name, state)
     runs = [
@@ -115,14 +141,15 @@ def test_overlapping_backfills_land_exactly_the_data_of_one_clean_run(
 
     clean = run_backfill(
         EmulatorConfig(cache_dir=synth_cache, scale=TEST_SCALE, exported_until=EXPORTED_UNTIL),
-        tmp_path / "clean",
+        shared.work / "clean",
         dt.date(2024, 1, 2),
         3,
         INSTRUMENTS,
         ["trades", "book_snapshot_25"],
     )
     assert clean.failed_runs == 0
-    found = fingerprint(data_dir)
+    # Only these days: other tests of the module write other days of raw/trades.
+    found = {k: v for k, v in fingerprint(data_dir).items() if "date=2024-01-1" not in k}
     result = compare(clean.fingerprint, found)
     assert result == {
         "items": 3 * 2 + 4,  # lake files + features.depth, trade_bars, microstructure_1m, daily_summary
@@ -163,56 +190,53 @@ def _descendants(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the run worker's children in /proc")
 @pytest.mark.timeout(900)
-def test_cancelled_and_killed_runs_give_their_pool_slots_back(start_emulator, tmp_path) -> None:
+def test_cancelled_and_killed_runs_give_their_pool_slots_back(shared: Shared) -> None:
+    stack, emulator, data_dir, home = shared.stack, shared.emulator, shared.data_dir, shared.home
     # Every download stalls, so a run holds its `tardis` slot until it is cancelled or killed.
-    emulator = start_emulator(FaultConfig(stall=1.0, stall_seconds=600))
-    data_dir, home = tmp_path / "data", tmp_path / "home"
-    # Shorter than dagster.yaml's so the test is quick; the mechanism is the same.
-    overrides = {"run_monitoring": {"free_slots_after_run_end_seconds": 5, "poll_interval_seconds": 5}}
-    with DagsterStack(home, _env(emulator, data_dir), instance_overrides=overrides) as stack:
-        stack.set_pool_limit("tardis", 1)
-        instance = dg.DagsterInstance.from_config(str(home))
-        try:
-            # 1. The user cancels a backfill whose run holds the only slot.
-            cancelled = stack.launch_backfill([["raw", "trades"]], ["2024-01-02|deribit:BTC-PERPETUAL"])
-            _wait(lambda: stack.pool_slots("tardis") == (1, 1), "the first run to take the slot", 300)
-            stack.cancel_backfill(cancelled)
-            state = stack.wait_for_backfill(cancelled, timeout=300)
-            assert state["status"] == "CANCELED" and [r["status"] for r in state["runs"]] == ["CANCELED"]
-            _wait(lambda: stack.pool_slots("tardis") == (0, 1), "the cancelled run's slot", 120)
+    emulator.set_faults(FaultConfig(stall=1.0, stall_seconds=600))
+    days = ["2024-01-10", "2024-01-11", "2024-01-12"]
+    stack.set_pool_limit("tardis", 1)
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        # 1. The user cancels a backfill whose run holds the only slot.
+        cancelled = stack.launch_backfill([["raw", "trades"]], [f"{days[0]}|deribit:BTC-PERPETUAL"])
+        _wait(lambda: stack.pool_slots("tardis") == (1, 1), "the first run to take the slot", 300)
+        stack.cancel_backfill(cancelled)
+        state = stack.wait_for_backfill(cancelled, timeout=300)
+        assert state["status"] == "CANCELED" and [r["status"] for r in state["runs"]] == ["CANCELED"]
+        _wait(lambda: stack.pool_slots("tardis") == (0, 1), "the cancelled run's slot", 120)
 
-            # 2. The run worker of the next one and the code server that launched it are killed with SIGKILL
-            # (OOM killer, kill -9 of the whole tree, a reboot): nothing is left to tell Dagster. (A run worker
-            # killed alone is reported by its code server, which Dagster does by itself.)
-            killed = stack.launch_backfill([["raw", "trades"]], ["2024-01-03|deribit:BTC-PERPETUAL"])
-            _wait(lambda: stack.pool_slots("tardis") == (1, 1), "the second run to take the slot", 300)
-            run_id = stack.backfill(killed)["runs"][0]["id"]
-            _wait(lambda: run_worker(instance, run_id) is not None, "the run worker's pid", 60)
-            pid = run_worker(instance, run_id)[0]
-            code_server = _parent(pid)
-            assert b"api\x00grpc" in Path(f"/proc/{code_server}/cmdline").read_bytes()
-            for victim in [code_server, pid, *_descendants(pid)]:
-                os.kill(victim, signal.SIGKILL)
-            # Sensor dead_run_workers notices (30 s interval), then run monitoring frees the slot.
-            _wait(
-                lambda: instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE,
-                "the killed run to be marked failed",
-                180,
-            )
-            _wait(lambda: stack.pool_slots("tardis") == (0, 1), "the killed run's slot", 120)
-            failure = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
-            assert f"Run worker (pid {pid}) is gone" in failure[0].event_log_entry.dagster_event.message
+        # 2. The run worker of the next one and the code server that launched it are killed with SIGKILL
+        # (OOM killer, kill -9 of the whole tree, a reboot): nothing is left to tell Dagster. (A run worker
+        # killed alone is reported by its code server, which Dagster does by itself.)
+        killed = stack.launch_backfill([["raw", "trades"]], [f"{days[1]}|deribit:BTC-PERPETUAL"])
+        _wait(lambda: stack.pool_slots("tardis") == (1, 1), "the second run to take the slot", 300)
+        run_id = stack.backfill(killed)["runs"][0]["id"]
+        _wait(lambda: run_worker(instance, run_id) is not None, "the run worker's pid", 60)
+        pid = run_worker(instance, run_id)[0]
+        code_server = _parent(pid)
+        assert b"api\x00grpc" in Path(f"/proc/{code_server}/cmdline").read_bytes()
+        for victim in [code_server, pid, *_descendants(pid)]:
+            os.kill(victim, signal.SIGKILL)
+        # Sensor dead_run_workers notices (30 s interval), then run monitoring frees the slot.
+        _wait(
+            lambda: instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE,
+            "the killed run to be marked failed",
+            180,
+        )
+        _wait(lambda: stack.pool_slots("tardis") == (0, 1), "the killed run's slot", 120)
+        failure = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+        assert f"Run worker (pid {pid}) is gone" in failure[0].event_log_entry.dagster_event.message
 
-            # 3. Nothing is stuck: with the network healthy again, a backfill of all three days completes.
-            emulator.set_faults(FaultConfig())
-            days = ["2024-01-02", "2024-01-03", "2024-01-04"]
-            healthy = stack.launch_backfill([["raw", "trades"]], [f"{d}|deribit:BTC-PERPETUAL" for d in days])
-            assert stack.wait_for_backfill(healthy, timeout=300)["status"] == "COMPLETED_SUCCESS"
-            assert stack.pool_slots("tardis") == (0, 1)
-        finally:
-            instance.dispose()
+        # 3. Nothing is stuck: with the network healthy again, a backfill of all three days completes.
+        emulator.set_faults(FaultConfig())
+        healthy = stack.launch_backfill([["raw", "trades"]], [f"{d}|deribit:BTC-PERPETUAL" for d in days])
+        assert stack.wait_for_backfill(healthy, timeout=300)["status"] == "COMPLETED_SUCCESS"
+        assert stack.pool_slots("tardis") == (0, 1)
+    finally:
+        instance.dispose()
     # The killed worker's half download was removed by the next download of the same file.
     assert not list(data_dir.rglob("*.unconfirmed"))
-    assert len(list((data_dir / "lake" / "trades").rglob("data.parquet"))) == 3
+    assert len([p for d in days for p in (data_dir / "lake" / "trades").rglob(f"date={d}/data.parquet")]) == 3
     # Cancelled, killed and failed runs leave error texts and logs: none of them holds the key.
     assert files_holding(SECRET, data_dir, home) == []

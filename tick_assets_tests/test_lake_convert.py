@@ -142,3 +142,19 @@ def test_temp_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path) -> 
     assert sorted(p.name for p in dest.parent.iterdir()) == sorted(
         ["data.parquet", of_live.name, of_other_host.name]
     )
+
+
+def test_parallel_conversion_keeps_the_file_row_order(tmp_path) -> None:
+    # Two DuckDB threads parse and write in parallel; the depth features rely on the file's receive-time order.
+    source = tmp_path / "book.csv.gz"
+    rows = write_dataset("deribit", "BTC-PERPETUAL", "book_snapshot_25", dt.date(2024, 1, 2), 150_000, source)
+    write = write_partition(source, tmp_path / "data.parquet", "book_snapshot_25")
+    assert write.rows == rows
+    with gzip.open(source, "rt", newline="") as f:
+        reader = csv.reader(f)
+        col = next(reader).index("local_timestamp")
+        expected = [int(r[col]) for r in reader]
+    got = duckdb.sql(f"SELECT local_timestamp FROM read_parquet('{write.path}')").fetchnumpy()[
+        "local_timestamp"
+    ]
+    assert got.tolist() == expected

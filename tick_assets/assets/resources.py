@@ -70,8 +70,8 @@ class LakeResource(dg.ConfigurableResource):
 
     data_dir: str = str(settings.data_dir())
     max_parallel_conversions: int = 2
-    duckdb_threads_per_conversion: int = 1
-    duckdb_memory_limit: str = "512MB"
+    duckdb_threads_per_conversion: int = 2
+    duckdb_memory_limit: str = "2GB"
     row_group_size: int = 65_536
     zstd_level: int = 3
 

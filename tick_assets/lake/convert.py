@@ -26,9 +26,11 @@ SPILL_SUFFIX = ".spill"
 class ConversionOptions:
     """How DuckDB converts: its threads and memory cap per conversion, and the Parquet layout."""
 
-    # One thread is fastest here: gzip decoding is sequential, and a second thread only adds buffering.
-    threads: int = 1
-    memory_limit: str = "512MB"
+    # Two threads parse and write in parallel while keeping the file's row order (which the depth features rely
+    # on), but only with a memory limit of about 2 GB: below it DuckDB writes the ordered Parquet serially
+    # (2M-row book day: 7.8 s at 2 GB, 13.9 s at 1.5 GB). The limit is a cap, not a use: peak RSS stays ~600 MB.
+    threads: int = 2
+    memory_limit: str = "2GB"
     row_group_size: int = 65_536
     zstd_level: int = 3
     temp_directory: Path | None = None
