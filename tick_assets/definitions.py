@@ -21,6 +21,11 @@ from tick_assets.assets.run_health import dead_run_workers
 from tick_assets.assets.warehouse import build_raw_views_asset
 
 WAREHOUSE_FILE = "warehouse.duckdb"
+#: Steps start as forks of a server that has already imported Dagster, DuckDB, pandas and this package, instead
+#: of fresh interpreters that import them again (about 3 s per step on 2 cores).
+STEP_EXECUTOR = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": ["tick_assets.definitions"]}}}
+)
 
 
 def build_definitions(
@@ -43,6 +48,7 @@ def build_definitions(
         checks += build_feature_checks(depth, trade_bars, partitions)
     warehouse = str(data_dir / WAREHOUSE_FILE)
     return dg.Definitions(
+        executor=STEP_EXECUTOR,
         assets=assets,
         asset_checks=checks,
         resources={
