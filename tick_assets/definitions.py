@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -23,8 +24,13 @@ from tick_assets.assets.warehouse import build_raw_views_asset
 WAREHOUSE_FILE = "warehouse.duckdb"
 #: Steps start as forks of a server that has already imported Dagster, DuckDB, pandas and this package, instead
 #: of fresh interpreters that import them again (about 3 s per step on 2 cores).
-STEP_EXECUTOR = dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": ["tick_assets.definitions"]}}}
+#: (Windows has no forkserver: steps are spawned there, as by default.)
+STEP_EXECUTOR = (
+    dg.multiprocess_executor.configured(
+        {"start_method": {"forkserver": {"preload_modules": ["tick_assets.definitions"]}}}
+    )
+    if "forkserver" in multiprocessing.get_all_start_methods()
+    else dg.multiprocess_executor
 )
 
 
