@@ -14,25 +14,15 @@ import datetime as dt
 import gzip
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _perf_worker import peak_rss_mb
+
 DAY = dt.date(2024, 1, 2)
-
-
-def _peak_rss_mb() -> float:
-    """VmHWM of this process. (ru_maxrss is not used: Linux carries it over from the parent across exec.)"""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _worker(method: str, source: Path, out: Path) -> dict:
@@ -64,7 +54,7 @@ def _worker(method: str, source: Path, out: Path) -> dict:
     else:
         raise SystemExit(f"unknown method {method}")
     seconds = time.perf_counter() - started
-    peak_mb = _peak_rss_mb()
+    peak_mb = peak_rss_mb()
     return {
         "rows": rows,
         "seconds": seconds,

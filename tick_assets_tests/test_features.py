@@ -212,32 +212,24 @@ def test_trade_bars_on_emulator_data(tmp_path) -> None:
     _compare(ours, reference_bars(trades, day_slice), BAR_COLUMNS)
 
 
-def test_ofi_and_minute_bars_against_a_loop_over_a_small_frame() -> None:
-    ts = pd.date_range("2024-01-02", periods=180, freq="1s", tz="UTC")
-    rng = np.random.default_rng(7)
-    bid = 100 + np.cumsum(rng.choice([-0.5, 0, 0.5], size=180))
+def _small_book_and_bars(start: str, n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`n` one-second grid rows from `start`: a random-walk book and one trade a second at the mid."""
+    ts = pd.date_range(start, periods=n, freq="1s", tz="UTC")
+    rng = np.random.default_rng(seed)
+    bid = 100 + np.cumsum(rng.choice([-0.5, 0, 0.5], size=n))
     depth = pd.DataFrame(
         {
             "instrument": "x:Y",
             "ts": ts,
             "best_bid": bid,
             "best_ask": bid + 0.5,
-            "bid_size": rng.uniform(1, 5, 180),
-            "ask_size": rng.uniform(1, 5, 180),
+            "bid_size": rng.uniform(1, 5, n),
+            "ask_size": rng.uniform(1, 5, n),
             "mid": bid + 0.25,
             "spread_bps": 0.5 / (bid + 0.25) * 1e4,
-            "imbalance_5": rng.uniform(-1, 1, 180),
+            "imbalance_5": rng.uniform(-1, 1, n),
         }
     )
-    expected = [0.0]
-    for n in range(1, 180):  # the textbook definition, one event at a time
-        p, q = depth.iloc[n], depth.iloc[n - 1]
-        e = (p.bid_size if p.best_bid >= q.best_bid else 0) - (q.bid_size if p.best_bid <= q.best_bid else 0)
-        e += -(p.ask_size if p.best_ask <= q.best_ask else 0) + (
-            q.ask_size if p.best_ask >= q.best_ask else 0
-        )
-        expected.append(e)
-    np.testing.assert_allclose(order_flow_imbalance(depth), expected)
     bars = pd.DataFrame(
         {
             "instrument": "x:Y",
@@ -248,6 +240,20 @@ def test_ofi_and_minute_bars_against_a_loop_over_a_small_frame() -> None:
             "trades": 1,
         }
     )
+    return depth, bars
+
+
+def test_ofi_and_minute_bars_against_a_loop_over_a_small_frame() -> None:
+    depth, bars = _small_book_and_bars("2024-01-02", 180, seed=7)
+    expected = [0.0]
+    for n in range(1, 180):  # the textbook definition, one event at a time
+        p, q = depth.iloc[n], depth.iloc[n - 1]
+        e = (p.bid_size if p.best_bid >= q.best_bid else 0) - (q.bid_size if p.best_bid <= q.best_bid else 0)
+        e += -(p.ask_size if p.best_ask <= q.best_ask else 0) + (
+            q.ask_size if p.best_ask >= q.best_ask else 0
+        )
+        expected.append(e)
+    np.testing.assert_allclose(order_flow_imbalance(depth), expected)
     minutes = microstructure_1m(depth, bars)
     assert list(minutes["volume"]) == [60.0, 60.0, 60.0]
     first = depth.iloc[:60]
@@ -260,27 +266,9 @@ def test_ofi_and_minute_bars_against_a_loop_over_a_small_frame() -> None:
 
 def test_minute_bars_of_a_day_do_not_depend_on_the_days_computed_with_it() -> None:
     # Across midnight: a ranged run holds both days, single-partition runs one each; results must agree.
-    ts = pd.date_range("2024-01-02 23:58", periods=240, freq="1s", tz="UTC")
-    rng = np.random.default_rng(3)
-    bid = 100 + np.cumsum(rng.choice([-0.5, 0, 0.5], size=240))
-    depth = pd.DataFrame(
-        {
-            "instrument": "x:Y",
-            "ts": ts,
-            "best_bid": bid,
-            "best_ask": bid + 0.5,
-            "bid_size": rng.uniform(1, 5, 240),
-            "ask_size": rng.uniform(1, 5, 240),
-            "mid": bid + 0.25,
-            "spread_bps": 1.0,
-            "imbalance_5": 0.0,
-        }
-    )
-    bars = pd.DataFrame(
-        {"instrument": "x:Y", "ts": ts, "volume": 1.0, "notional": 1.0, "signed_volume": 1.0, "trades": 1}
-    )
+    depth, bars = _small_book_and_bars("2024-01-02 23:58", 240, seed=3)
     together = microstructure_1m(depth, bars)
-    day = ts.floor("1D")
+    day = depth["ts"].dt.floor("1D")
     alone = pd.concat(
         [microstructure_1m(depth[day == d].copy(), bars[day == d].copy()) for d in day.unique()],
         ignore_index=True,

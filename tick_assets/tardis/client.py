@@ -238,6 +238,7 @@ class TardisClient:
         if check_availability:
             self.exchange_details(ds.exchange).check_day(ds.data_type, ds.symbol, ds.day)
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_abandoned_temps(path.parent, UNCONFIRMED_SUFFIX)  # once per download, not per attempt
         counters = _Attempt()
         info = self._with_retries(
             url,
@@ -258,7 +259,6 @@ class TardisClient:
         )
 
     def _fetch_to_file(self, url: str, path: Path, stop: threading.Event | None = None):
-        remove_abandoned_temps(path.parent, UNCONFIRMED_SUFFIX)
         tmp = owned_temp(path, UNCONFIRMED_SUFFIX)
         try:
             with (
