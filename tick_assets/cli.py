@@ -65,6 +65,13 @@ def _add_emulator_parser(sub: argparse._SubParsersAction) -> None:
     faults.add_argument("--fault-truncate", type=_probability, default=0.0, dest="truncate")
     faults.add_argument("--fault-stall", type=_probability, default=0.0, dest="stall")
     faults.add_argument("--fault-html", type=_probability, default=0.0, dest="html")
+    faults.add_argument(
+        "--fault-cdn-400",
+        type=_probability,
+        default=0.0,
+        dest="cdn_400",
+        help="the CDN's spurious 400 'ISO 8601 format' (dropped query string)",
+    )
     faults.add_argument("--seed", type=int, default=0)
     faults.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds of injected 429s")
     faults.add_argument("--stall-seconds", type=float, default=90.0, help="silence of a stalled body")
@@ -72,6 +79,27 @@ def _add_emulator_parser(sub: argparse._SubParsersAction) -> None:
         "--rate-limit", type=float, default=0.0, help="server-side limit in requests/s (0: none)"
     )
     faults.add_argument("--rate-burst", type=int, default=1)
+    real = p.add_argument_group("which of the real service's observed answers to give")
+    real.add_argument(
+        "--header-style",
+        choices=("text/csv", "content-encoding"),
+        default="text/csv",
+        help="label the gzip body 'Content-Type: text/csv' (default) or also 'Content-Encoding: gzip'",
+    )
+    real.add_argument(
+        "--md5",
+        choices=("file", "chunked", "none"),
+        default="file",
+        dest="md5_mode",
+        help="x-md5 header: the file's MD5 (default), a non-matching chunked-upload value, or none",
+    )
+    real.add_argument(
+        "--keyless-denial",
+        type=int,
+        choices=(401, 403),
+        default=401,
+        help="status of a paid day requested without a key: 401 text (default) or 403 JSON code 10",
+    )
     p.add_argument("--verbose", action="store_true", help="log every request line (never headers)")
     p.set_defaults(func=_run_emulator)
 
@@ -87,6 +115,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
         truncate=args.truncate,
         stall=args.stall,
         html=args.html,
+        cdn_400=args.cdn_400,
         seed=args.seed,
         retry_after_seconds=args.retry_after,
         stall_seconds=args.stall_seconds,
@@ -105,6 +134,9 @@ def _run_emulator(args: argparse.Namespace) -> int:
         fixtures=args.fixtures,
         faults=faults,
         verbose=args.verbose,
+        header_style=args.header_style,
+        md5_mode=args.md5_mode,
+        keyless_denial=args.keyless_denial,
     )
     server = EmulatorServer(config)
     if args.port_file:
@@ -260,6 +292,7 @@ def _run_materialize(args: argparse.Namespace) -> int:
         import dagster as dg
 
         from tick_assets import materialize
+        from tick_assets.progress import StatusLine
 
         defs = importlib.import_module("tick_assets.definitions").defs
         keys = [dg.AssetKey.from_user_string(k.strip()) for k in args.assets.split(",") if k.strip()]
@@ -274,6 +307,7 @@ def _run_materialize(args: argparse.Namespace) -> int:
             last_day,
             instance,
             settings.backfill_days_per_run(),
+            progress=StatusLine(sys.stdout),
         )
         views_ok = materialize.materialize_unpartitioned(
             defs, dg.AssetKey(["warehouse", "raw_views"]), instance
@@ -325,12 +359,22 @@ def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_demo(args: argparse.Namespace) -> int:
     from tick_assets.demo import run_demo
+    from tick_assets.progress import StatusLine
 
     if args.days < 1:
         print("--days must be at least 1", file=sys.stderr)
         return 2
     try:
-        result = run_demo(args.from_date, args.days, args.scale, data_dir(), ui=args.ui, port=args.port)
+        result = run_demo(
+            args.from_date,
+            args.days,
+            args.scale,
+            data_dir(),
+            ui=args.ui,
+            port=args.port,
+            say=lambda text: print(text, flush=True),
+            progress=StatusLine(sys.stdout),
+        )
     except KeyboardInterrupt:
         print("interrupted; every process the demo started was stopped", file=sys.stderr)
         return 130

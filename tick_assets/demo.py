@@ -21,7 +21,8 @@ import duckdb
 
 from tick_assets import settings
 from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
-from tick_assets.localstack import DagsterStack
+from tick_assets.localstack import DagsterStack, backfill_progress
+from tick_assets.progress import StatusLine
 
 #: Pool `tardis` of the demo instance: downloads at once across runs.
 DEMO_TARDIS_SLOTS = 4
@@ -112,6 +113,22 @@ def _wait_for_views(stack: DagsterStack, after: float, timeout: float = 180.0) -
     return False
 
 
+def _wait(stack: DagsterStack, backfill_id: str, progress: StatusLine | None) -> dict:
+    """Wait for the backfill, drawing its progress on `progress` (polled every 1.5 s) if given."""
+    if progress is None:
+        return stack.wait_for_backfill(backfill_id, timeout=3600)
+    launched = time.monotonic()
+    try:
+        return stack.wait_for_backfill(
+            backfill_id,
+            timeout=3600,
+            poll=1.5,
+            progress=lambda state: progress.show(backfill_progress(state, time.monotonic() - launched)),
+        )
+    finally:
+        progress.close()
+
+
 def run_demo(
     first_day: dt.date,
     days: int,
@@ -120,8 +137,10 @@ def run_demo(
     ui: bool = False,
     port: int = 0,
     say: Callable[[str], None] = print,
+    progress: StatusLine | None = None,
 ) -> DemoResult:
-    """Run the demo and return what landed; with `ui`, keep serving until interrupted."""
+    """Run the demo and return what landed, showing the backfill's progress on `progress` if given; with `ui`,
+    keep serving until interrupted."""
     data_dir = data_dir.absolute()
     home = data_dir / "dagster_home"
     instruments = settings.instruments()
@@ -157,7 +176,8 @@ def run_demo(
             )
             backfill_id = stack.launch_backfill(paths, keys, title="tick-assets demo")
             launched = time.time()
-            state = stack.wait_for_backfill(backfill_id, timeout=3600)
+            state = _wait(stack, backfill_id, progress)
+            say("waiting for the automation to refresh warehouse/raw_views ...")
             views = _wait_for_views(stack, after=launched)
             partitions, rows = _row_counts(stack, paths, keys)
             result = DemoResult(
@@ -207,7 +227,8 @@ def summary(result: DemoResult, views_refreshed: bool, first_day: dt.date, instr
         with duckdb.connect(str(warehouse), read_only=True) as con:
             con.execute("SET TimeZone = 'UTC'")
             sample = con.sql(
-                "SELECT ts, mid, spread_bps, imbalance_5, bid_depth_10, updates "
+                "SELECT ts, mid, round(spread_bps, 4) AS spread_bps, round(imbalance_5, 4) AS imbalance_5, "
+                "bid_depth_10, updates "
                 f"FROM features.depth WHERE instrument = '{instrument}' AND mid IS NOT NULL "
                 f"AND ts >= '{first_day}' ORDER BY ts LIMIT 5"
             )

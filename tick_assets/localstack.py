@@ -6,6 +6,7 @@ Talks to Dagster only through its command line and GraphQL API, like a user's br
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,9 @@ from typing import Any
 import requests
 import yaml
 
+from tick_assets.progress import Progress
+
+log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TERMINAL_BACKFILL_STATUSES = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
@@ -34,6 +39,23 @@ query($id: String!) { partitionBackfillOrError(backfillId: $id) {
     runs(limit: 1000) { id status startTime endTime tags { key value } } }
   ... on PythonError { message } } }
 """
+# The same plus what a progress line shows: asset partitions per status (as of the daemon's last backfill
+# iteration), materializations per run (live) and the steps in progress of unfinished runs.
+_BACKFILL_PROGRESS = """
+query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  __typename ... on PartitionBackfill { status numPartitions
+    runs(limit: 1000) { id status startTime endTime tags { key value }
+      stats { __typename ... on RunStatsSnapshot { materializations } } }
+    unfinishedRuns(limit: 50) { id stepStats { stepKey status } }
+    assetBackfillData { assetBackfillStatuses { __typename
+      ... on AssetPartitionsStatusCounts { assetKey { path } numPartitionsTargeted numPartitionsInProgress
+        numPartitionsMaterialized numPartitionsFailed }
+      ... on UnpartitionedAssetStatus { assetKey { path } inProgress materialized failed } } } }
+  ... on PythonError { message } } }
+"""
+_QUEUED_RUN_STATUSES = {"QUEUED", "NOT_STARTED", "MANAGED"}
+_RUNNING_RUN_STATUSES = {"STARTING", "STARTED", "CANCELING"}
+_FAILED_RUN_STATUSES = {"FAILURE", "CANCELED"}
 _CANCEL_BACKFILL = """
 mutation($id: String!) { cancelPartitionBackfill(backfillId: $id) {
   __typename ... on CancelBackfillSuccess { backfillId } ... on PythonError { message }
@@ -253,13 +275,37 @@ class DagsterStack:
             raise RuntimeError(f"backfill {backfill_id}: {found}")
         return found
 
-    def wait_for_backfill(
-        self, backfill_id: str, timeout: float = 1800.0, poll: float = 2.0
+    def _poll_backfill(
+        self, backfill_id: str, progress: Callable[[dict[str, Any]], None] | None
     ) -> dict[str, Any]:
-        """Poll until the backfill reaches a terminal status; return its final state."""
+        """The backfill's state, with the progress fields (one query) when `progress` wants them."""
+        if progress is None:
+            return self.backfill(backfill_id)
+        try:
+            found = self.graphql(_BACKFILL_PROGRESS, {"id": backfill_id})["partitionBackfillOrError"]
+        except RuntimeError:  # a GraphQL error in a progress field: the plain query still tells the status
+            log.warning("backfill progress query failed; polling without progress", exc_info=True)
+            return self.backfill(backfill_id)
+        if found["__typename"] != "PartitionBackfill":
+            raise RuntimeError(f"backfill {backfill_id}: {found}")
+        try:
+            progress(found)
+        except Exception:
+            log.warning("backfill progress display failed; the backfill goes on", exc_info=True)
+        return found
+
+    def wait_for_backfill(
+        self,
+        backfill_id: str,
+        timeout: float = 1800.0,
+        poll: float = 2.0,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the backfill reaches a terminal status; return its final state. `progress`, if given,
+        receives every polled state (see `backfill_progress`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            state = self.backfill(backfill_id)
+            state = self._poll_backfill(backfill_id, progress)
             if state["status"] in TERMINAL_BACKFILL_STATUSES and not any(
                 r["status"] in {"QUEUED", "NOT_STARTED", "STARTING", "STARTED"} for r in state["runs"]
             ):
@@ -290,3 +336,41 @@ class DagsterStack:
         if found["__typename"] != "Runs":
             raise RuntimeError(f"runs: {found}")
         return [{**r, "tags": {t["key"]: t["value"] for t in r["tags"]}} for r in found["results"]]
+
+
+def backfill_progress(state: dict[str, Any], elapsed: float, label: str = "backfill") -> Progress:
+    """A `Progress` from a polled backfill state (the `_BACKFILL_PROGRESS` fields; missing ones count 0).
+
+    The daemon updates the per-asset counts once per backfill iteration; the runs' own materialization counts
+    are live, so partitions done is the larger of the two (capped at the total).
+    """
+    runs = state.get("runs") or []
+    statuses = [r["status"] for r in runs]
+    counts = [
+        c
+        for c in ((state.get("assetBackfillData") or {}).get("assetBackfillStatuses") or [])
+        if c.get("__typename") == "AssetPartitionsStatusCounts"
+    ]
+    total = sum(c["numPartitionsTargeted"] for c in counts)
+    recorded = sum(c["numPartitionsMaterialized"] for c in counts)
+    live = sum((r.get("stats") or {}).get("materializations") or 0 for r in runs)
+    done = min(max(recorded, live), total)
+    steps = {
+        step["stepKey"]
+        for run in state.get("unfinishedRuns") or []
+        for step in run.get("stepStats") or []
+        if step.get("status") == "IN_PROGRESS"
+    }
+    return Progress(
+        label=label,
+        runs_queued=sum(s in _QUEUED_RUN_STATUSES for s in statuses),
+        runs_running=sum(s in _RUNNING_RUN_STATUSES for s in statuses),
+        runs_done=sum(s in {"SUCCESS", *_FAILED_RUN_STATUSES} for s in statuses),
+        runs_failed=sum(s in _FAILED_RUN_STATUSES for s in statuses),
+        partitions_total=total,
+        partitions_done=done,
+        partitions_in_progress=max(sum(c["numPartitionsInProgress"] for c in counts) - (done - recorded), 0),
+        partitions_failed=sum(c["numPartitionsFailed"] for c in counts),
+        steps=tuple(sorted(steps)),
+        elapsed=elapsed,
+    )

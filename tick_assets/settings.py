@@ -18,8 +18,10 @@ from tick_assets.tardis.urls import (
 
 DEFAULT_INSTRUMENTS = "binance-futures:BTCUSDT,deribit:BTC-PERPETUAL"
 DEFAULT_START_DATE = "2024-01-01"
+#: Every Tardis data type by default: a data type an instrument lacks is an empty "not offered" partition.
 DEFAULT_DATA_TYPES = (
-    "trades,book_snapshot_25,book_snapshot_5,quotes,derivative_ticker,liquidations,incremental_book_L2"
+    "trades,book_snapshot_25,book_snapshot_5,quotes,book_ticker,derivative_ticker,liquidations,"
+    "incremental_book_L2,options_chain"
 )
 DEFAULT_BACKFILL_DAYS_PER_RUN = 31
 # Dagster forbids these in static partition keys.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import os
 import signal
 import subprocess
@@ -26,7 +27,12 @@ def test_exchange_metadata_has_the_real_shape(emulator) -> None:
     assert (
         symbol["availableSince"].endswith("T00:00:00.000Z") and "incremental_book_L2" in symbol["dataTypes"]
     )
-    assert {s["id"] for s in body["availableSymbols"]} >= {"btc-perpetual"}
+    # Like the real API: native ids keep the exchange's case (upper on Deribit), and an active symbol's
+    # availableTo is exportedUntil.
+    assert {s["id"] for s in body["availableSymbols"]} >= {"BTC-PERPETUAL"}
+    assert symbol["availableTo"] == body["datasets"]["exportedUntil"]
+    binance = requests.get(f"{emulator.api_url}/exchanges/binance", timeout=5).json()
+    assert {s["id"] for s in binance["availableSymbols"]} == {"btcusdt", "ethusdt"}
     assert requests.get(f"{emulator.api_url}/exchanges/nope", timeout=5).status_code == 404
     listed = requests.get(f"{emulator.api_url}/exchanges", timeout=5).json()
     assert {e["id"] for e in listed} >= {"binance-futures", "deribit", "bitmex"}
@@ -35,13 +41,40 @@ def test_exchange_metadata_has_the_real_shape(emulator) -> None:
 def test_dataset_response_headers_and_auth_rules(emulator) -> None:
     url = f"{emulator.datasets_url}/deribit/trades/2024/01/01/BTC-PERPETUAL.csv.gz"
     free = requests.get(url, timeout=5)
-    assert free.status_code == 200 and free.headers["Content-Type"] == "application/gzip"
+    assert free.status_code == 200 and free.headers["Content-Type"] == "text/csv"
+    assert "Content-Encoding" not in free.headers
     assert int(free.headers["Content-Length"]) == len(free.content) and free.content[:2] == b"\x1f\x8b"
+    assert free.headers["x-md5"] == hashlib.md5(free.content).hexdigest()
     paid = url.replace("/01/01/", "/01/02/")
-    assert requests.get(paid, timeout=5).status_code == 401
+    keyless = requests.get(paid, timeout=5)
+    assert keyless.status_code == 401 and keyless.text.startswith(
+        "For unauthorized requests, only historical CSV market datasets for the first day of each month"
+    )
+    assert "deribit/trades/2024/01/02/BTC-PERPETUAL.csv.gz' has been requested" in keyless.text
     assert requests.get(paid, headers={"Authorization": "Bearer k"}, timeout=5).status_code == 200
-    assert requests.get(paid.replace("trades", "book_snapshot_10"), timeout=5).status_code == 404
-    assert requests.get(url.replace("2024/01/01", "2024/02/30"), timeout=5).status_code == 400
+    # Not offered or unknown: 400 with a message, like the real service; a bad date is an ordinary 400.
+    for bad, message in (
+        (paid.replace("trades", "book_snapshot_10"), "invalid data type 'book_snapshot_10'"),
+        (paid.replace("BTC-PERPETUAL", "NOPE"), "invalid symbol (must be one of BTC-PERPETUAL"),
+        (url.replace("2024/01/01", "2024/02/30"), "invalid date"),
+    ):
+        answer = requests.get(bad, headers={"Authorization": "Bearer k"}, timeout=5)
+        assert answer.status_code == 400 and message in answer.json()["message"], bad
+        assert "ISO 8601" not in answer.text
+
+
+def test_other_header_styles_and_403_denial(start_emulator) -> None:
+    server = start_emulator(header_style="content-encoding", md5_mode="chunked", keyless_denial=403)
+    url = f"{server.datasets_url}/deribit/trades/2024/01/01/BTC-PERPETUAL.csv.gz"
+    raw = requests.get(url, timeout=5, stream=True)
+    body = raw.raw.read(decode_content=False)
+    assert raw.headers["Content-Encoding"] == "gzip" and raw.headers["Content-Type"] == "text/csv"
+    assert int(raw.headers["Content-Length"]) == len(body) and body[:2] == b"\x1f\x8b"
+    assert raw.headers["x-md5"] != hashlib.md5(body).hexdigest()  # a chunked upload's value
+    denied = requests.get(url.replace("/01/01/", "/01/02/"), timeout=5)
+    assert denied.status_code == 403 and denied.json()["code"] == 10
+    with pytest.raises(ValueError, match="header_style"):
+        EmulatorConfig(header_style="zip")
 
 
 def test_every_data_type_is_served_with_its_exact_header(client) -> None:
@@ -54,6 +87,7 @@ def test_every_data_type_is_served_with_its_exact_header(client) -> None:
         "incremental_book_L2",
         "derivative_ticker",
         "liquidations",
+        "book_ticker",
     }
     for data_type in offered:
         text = gzip.decompress(

@@ -124,10 +124,11 @@ def test_deterministic_bytes_and_days_differ(tmp_path: Path, data_type: str) -> 
 
 
 def test_chunking_does_not_change_output() -> None:
+    day = _days_with("bitmex", "XBTUSD", True, True, scale=1500)  # with a reconnect and buffered updates
     for data_type in ("book_snapshot_25", "book_snapshot_5", "quotes", "incremental_book_L2"):
-        whole = pa.concat_tables(synth.iter_tables("bitmex", "XBTUSD", data_type, DAY, 1500))
+        whole = pa.concat_tables(synth.iter_tables("bitmex", "XBTUSD", data_type, day, 1500))
         chunked = pa.concat_tables(
-            synth.iter_tables("bitmex", "XBTUSD", data_type, DAY, 1500, chunk_events=97)
+            synth.iter_tables("bitmex", "XBTUSD", data_type, day, 1500, chunk_events=97)
         )
         assert whole.equals(chunked), data_type
 
@@ -209,8 +210,12 @@ def test_snapshot_5_and_quotes_follow_snapshot_25() -> None:
     assert np.array_equal(q["local_timestamp"], snap["local_timestamp"][changed])
 
 
-def _replay_l2(l2: pa.Table, depth: int) -> list[tuple[int, list, list]]:
-    """Apply L2 rows group by group (plain dicts); the top `depth` per side after each group."""
+def _replay_l2(l2: pa.Table, depth: int) -> tuple[list[tuple[int, list, list]], int, int]:
+    """Apply L2 rows group by group (plain dicts) like a Tardis reader.
+
+    Rows before the first snapshot are counted and skipped; a snapshot group after updates replaces the book.
+    Returns the top `depth` per side after each group, the number of skipped rows and of book resets.
+    """
     books: dict[str, dict[float, float]] = {"bid": {}, "ask": {}}
     out: list[tuple[int, list, list]] = []
     rows = zip(
@@ -219,6 +224,9 @@ def _replay_l2(l2: pa.Table, depth: int) -> list[tuple[int, list, list]]:
     )
     current: int | None = None
     prev_snapshot = False
+    seen_snapshot = False
+    skipped = 0
+    resets = 0
 
     def emit(local: int) -> None:
         asks = sorted(books["ask"].items())[:depth]
@@ -226,11 +234,16 @@ def _replay_l2(l2: pa.Table, depth: int) -> list[tuple[int, list, list]]:
         out.append((local, asks, bids))
 
     for local, is_snapshot, side, price, amount in rows:
+        if not seen_snapshot and not is_snapshot:
+            skipped += 1
+            continue
         if current is not None and local != current:
             emit(current)
         current = local
         if is_snapshot and not prev_snapshot:
             books = {"bid": {}, "ask": {}}
+            resets += 1
+            seen_snapshot = True
         prev_snapshot = is_snapshot
         if amount == 0:
             del books[side][price]  # deleting a level that is not there would be a generator bug
@@ -238,40 +251,132 @@ def _replay_l2(l2: pa.Table, depth: int) -> list[tuple[int, list, list]]:
             books[side][price] = amount
     if current is not None:
         emit(current)
-    return out
+    return out, skipped, resets
+
+
+def _l2_shape(l2: pa.Table) -> tuple[int, list[tuple[int, int]]]:
+    """(rows before the first snapshot, [(first row, row count) of every snapshot group])."""
+    flags = l2.column("is_snapshot").to_numpy(zero_copy_only=False)
+    local = l2.column("local_timestamp").to_numpy()
+    starts = np.flatnonzero(flags & ~np.concatenate([[False], flags[:-1]]))
+    ends = np.flatnonzero(flags & ~np.concatenate([flags[1:], [False]])) + 1
+    groups = [(int(a), int(b - a)) for a, b in zip(starts, ends, strict=True)]
+    for a, count in groups:
+        assert np.all(local[a : a + count] == local[a])  # one message: one receive time
+    return (int(starts[0]) if starts.size else len(flags)), groups
+
+
+def _days_with(exchange: str, symbol: str, reconnect: bool, pre_rows: bool, scale: int = 2000) -> dt.date:
+    """The first day from DAY on whose model has (or has not) a reconnect and buffered pre-snapshot rows."""
+    for i in range(60):
+        day = DAY + dt.timedelta(days=i)
+        mk = synth._market(exchange, symbol, day, scale)
+        if (mk.reconnects.size > 0) == reconnect and (mk.pre_snapshot[1].size > 0) == pre_rows:
+            return day
+    raise AssertionError("no such day in 60")
 
 
 @pytest.mark.parametrize(
-    ("exchange", "symbol", "daily_vol"),
+    ("exchange", "symbol", "daily_vol", "reconnect", "pre_rows"),
     [
-        ("binance-futures", "BTCUSDT", None),  # moves mostly jump the whole 25-level window
-        ("deribit", "ETH-PERPETUAL", None),  # a mix of partial and full window shifts
-        ("bitmex", "XBTUSD", 0.0002),  # moves of a tick or two, spread-only and no-op moves
+        ("binance-futures", "BTCUSDT", None, True, True),  # sweeps of the whole window and one-tick moves
+        ("binance-futures", "BTCUSDT", None, False, False),
+        ("deribit", "ETH-PERPETUAL", None, True, False),  # a mix of partial and full window shifts
+        ("bitmex", "XBTUSD", 0.0002, True, True),  # moves of a tick or two, spread-only and no-op moves
     ],
 )
 def test_l2_replay_reproduces_book_snapshot_25(
-    monkeypatch: pytest.MonkeyPatch, exchange: str, symbol: str, daily_vol: float | None
+    monkeypatch: pytest.MonkeyPatch,
+    exchange: str,
+    symbol: str,
+    daily_vol: float | None,
+    reconnect: bool,
+    pre_rows: bool,
 ) -> None:
     if daily_vol is not None:
         monkeypatch.setattr(synth, "_DAILY_VOL", daily_vol)
         monkeypatch.setattr(synth, "_market", functools.lru_cache(maxsize=2)(synth._market.__wrapped__))
-    l2 = synth.generate_table(exchange, symbol, "incremental_book_L2", DAY, 2000)
-    snap = _table(exchange, symbol, "book_snapshot_25", 2000)
+    day = _days_with(exchange, symbol, reconnect, pre_rows)
+    l2 = synth.generate_table(exchange, symbol, "incremental_book_L2", day, 2000)
+    snap = _table(exchange, symbol, "book_snapshot_25", 2000, day)
     sides = l2.column("side").to_pylist()
     assert set(sides) == {"bid", "ask"}
-    snapshot_flags = np.asarray(l2.column("is_snapshot").to_pylist())
-    assert snapshot_flags[:50].all() and not snapshot_flags[50:].any()
-    replayed = _replay_l2(l2, 25)
+    first, groups = _l2_shape(l2)
+    assert (first > 0) == pre_rows
+    assert (len(groups) > 1) == reconnect
+    assert all(count == 50 for _, count in groups)  # 25 levels a side, every time
+    assert groups[0][0] == first
+    replayed, skipped, resets = _replay_l2(l2, 25)
+    assert skipped == first
+    assert resets == len(groups)
     ap, aa, bp, ba = _levels(snap, 25)
     assert len(replayed) == len(snap["local_timestamp"])
     for i, (local, asks, bids) in enumerate(replayed):
         assert local == snap["local_timestamp"][i]
         assert asks == list(zip(ap[i].tolist(), aa[i].tolist(), strict=True)), i
         assert bids == list(zip(bp[i].tolist(), ba[i].tolist(), strict=True)), i
-    ts = l2.column("timestamp").to_numpy()
-    lt = l2.column("local_timestamp").to_numpy()
+    ts = l2.column("timestamp").to_numpy()[first:]
+    lt = l2.column("local_timestamp").to_numpy()[first:]
     starts = np.concatenate([[True], lt[1:] != lt[:-1]])
     assert np.array_equal(ts[starts], snap["timestamp"])  # one group per snapshot row, same timestamps
+
+
+def test_reconnect_snapshot_replaces_the_book() -> None:
+    """A mid-day snapshot group is the model's whole book: applied on top of the old book, it would be wrong."""
+    day = _days_with("binance-futures", "BTCUSDT", True, False)
+    l2 = synth.generate_table("binance-futures", "BTCUSDT", "incremental_book_L2", day, 2000)
+    snap = _table("binance-futures", "BTCUSDT", "book_snapshot_25", 2000, day)
+    _, groups = _l2_shape(l2)
+    local = l2.column("local_timestamp").to_numpy()
+    price = l2.column("price").to_numpy()
+    side = np.asarray(l2.column("side").to_pylist())
+    ap, _, bp, _ = _levels(snap, 25)
+    for a, count in groups[1:]:
+        row = int(np.searchsorted(snap["local_timestamp"], local[a]))
+        assert snap["local_timestamp"][row] == local[a]
+        assert 0.1 < row / len(snap["local_timestamp"]) < 0.95  # mid-day
+        assert a > 0 and not l2.column("is_snapshot")[a - 1].as_py()  # after updates: discard the book
+        got_asks, got_bids = (
+            price[a : a + count][side[a : a + count] == "ask"],
+            price[a : a + count][side[a : a + count] == "bid"],
+        )
+        assert np.array_equal(got_asks, ap[row]) and np.array_equal(got_bids, bp[row])
+        # the book before had levels the snapshot does not list: a reader that merges would keep stale levels
+        stale = set(ap[row - 1].tolist()) - set(ap[row].tolist()) | set(bp[row - 1].tolist()) - set(
+            bp[row].tolist()
+        )
+        assert stale
+
+
+def test_some_days_reconnect_and_some_start_with_buffered_updates() -> None:
+    shapes = []
+    for i in range(20):
+        day = DAY + dt.timedelta(days=i)
+        l2 = synth.generate_table("deribit", "BTC-PERPETUAL", "incremental_book_L2", day, 1000)
+        first, groups = _l2_shape(l2)
+        shapes.append((first, len(groups)))
+        lt = l2.column("local_timestamp").to_numpy()
+        ts = l2.column("timestamp").to_numpy()
+        assert first <= synth._PRE_SNAPSHOT_MAX_ROWS
+        if first:  # buffered updates: received before the snapshot, which comes a fraction of a second in
+            assert lt[first - 1] < lt[first] and ts[first - 1] <= ts[first]
+            assert lt[0] >= T0 + (day - DAY).days * US_PER_DAY
+    firsts, counts = zip(*shapes, strict=True)
+    assert 0 in firsts and any(f > 0 for f in firsts)
+    assert 1 in counts and any(c > 1 for c in counts)
+    assert max(counts) <= 3
+
+
+def test_reconnects_and_pre_snapshot_rows_are_deterministic(tmp_path: Path) -> None:
+    day = _days_with("bitmex", "XBTUSD", True, True, scale=3000)
+    runs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        synth._market.cache_clear()
+        runs.append(_write(tmp_path / name, "bitmex", "XBTUSD", "incremental_book_L2", 3000, day))
+    assert runs[0] == runs[1]
+    text = gzip.decompress(runs[0]).decode().split("\n")
+    assert ",false," in text[1] and text[1].startswith("bitmex,XBTUSD,")  # starts with buffered updates
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -363,7 +468,7 @@ def test_days_join_up() -> None:
     [
         ("binance", "BTCUSDT", "derivative_ticker"),  # spot: no derivative data
         ("bitget-futures", "??USDT", "quotes"),
-        ("binance-futures", "BTCUSDT", "book_ticker"),
+        ("deribit", "BTC-PERPETUAL", "book_ticker"),
         ("binance-futures", "BTCUSDT", "options_chain"),
         ("binance-futures", "NOPE", "trades"),
         ("nope", "BTCUSDT", "trades"),
@@ -416,3 +521,91 @@ def test_csvout_writes_tardis_lines(tmp_path: Path) -> None:
         csvout.write_table(tmp_path / "bad.csv.gz", "quotes", table)
     assert not (tmp_path / "bad.csv.gz").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv.gz"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# realism at scale: compressibility like the real samples, bounded memory
+
+#: (data type, real sample, synthetic exchange, symbol): huobi-dm-swap is not in the catalog, so its quotes are
+#: compared with the closest contract there (USD-sized inverse perpetual).
+COMPRESSIBILITY_CASES = [
+    (
+        "book_snapshot_25",
+        "nautechsystems__binance-futures_book_snapshot_25_BTCUSDT.csv",
+        "binance-futures",
+        "BTCUSDT",
+    ),
+    ("trades", "nautechsystems__tardis_trades.csv", "binance-futures", "BTCUSDT"),
+    ("trades", "nautechsystems__bitmex_trades_XBTUSD.csv", "bitmex", "XBTUSD"),
+    ("quotes", "nautechsystems__huobi-dm-swap_quotes_BTC-USD.csv", "deribit", "BTC-PERPETUAL"),
+]
+
+
+@pytest.mark.parametrize(("data_type", "sample", "exchange", "symbol"), COMPRESSIBILITY_CASES)
+def test_gzip_bytes_per_row_like_the_real_samples(
+    data_type: str, sample: str, exchange: str, symbol: str
+) -> None:
+    """The head of a day (as many rows as the real head) gzips within 30% of the real head's bytes per row."""
+    from tick_assets_tests.conftest import SAMPLES
+
+    body = (SAMPLES / sample).read_bytes().split(b"\n", 1)[1]
+    rows = body.count(b"\n")
+    real = csvout.gzip_bytes_per_row(body)
+    ratios = []
+    for week in range(3):  # the median of three days: one head of 10 rows can hit a sweep of the book
+        day = DAY + dt.timedelta(days=7 * week)
+        head = next(synth.iter_tables(exchange, symbol, data_type, day, 500_000)).slice(0, rows)
+        assert head.num_rows == rows
+        ratios.append(csvout.gzip_bytes_per_row(csvout.csv_rows(head)) / real)
+    assert 0.7 <= float(np.median(ratios)) <= 1.3, ratios
+
+
+def test_sizes_look_typed_by_people() -> None:
+    """Trade sizes span decades with many round and one-lot sizes; resting sizes drift by small orders."""
+    tr = _table("binance-futures", "BTCUSDT", "trades", 30_000)
+    amount = tr["amount"]
+    assert np.quantile(amount, 0.75) / np.quantile(amount, 0.25) > 10
+    assert 0.04 < np.mean(amount == 0.001) < 0.15
+    lots = np.rint(amount * 1000).astype(np.int64)
+    unit = (10 ** np.floor(np.log10(lots))).astype(np.int64)
+    assert np.mean(lots % unit == 0) > 0.3  # one significant digit: 0.001, 0.02, 0.3, 2
+    ids = np.array([int(i) for i in tr["id"]])
+    assert np.all(np.diff(ids) == 1)  # binance trade ids are consecutive
+    ts = tr["timestamp"]
+    assert 0.25 < np.mean(np.diff(ts) == 0) < 0.6  # fills of one taker order share the exchange time
+    q = _table("binance-futures", "BTCUSDT", "quotes", 30_000)
+    bid, size = q["bid_price"], q["bid_amount"]
+    nudged = (bid[1:] == bid[:-1]) & (size[1:] != size[:-1])
+    assert np.mean(nudged) > 0.2
+    assert np.median(np.abs(size[1:] - size[:-1])[nudged] / size[:-1][nudged]) < 0.1
+
+
+def test_memory_per_chunk_does_not_grow_with_the_day() -> None:
+    """Peak Python/numpy memory while streaming a day is the model plus one chunk, whatever the day's size."""
+    import gc
+    import tracemalloc
+
+    def peak_while_streaming(scale: int) -> tuple[int, int]:
+        synth._market.cache_clear()
+        gc.collect()
+        tracemalloc.start()
+        synth._market("deribit", "BTC-PERPETUAL", DAY, scale)  # the model: O(scale)
+        model, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        rows = 0
+        for data_type in ("incremental_book_L2", "book_snapshot_25"):
+            for table in synth.iter_tables(
+                "deribit", "BTC-PERPETUAL", data_type, DAY, scale, chunk_events=5_000
+            ):
+                rows += table.num_rows
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert rows > scale
+        return model, peak - model
+
+    small_model, small_peak = peak_while_streaming(20_000)
+    big_model, big_peak = peak_while_streaming(200_000)
+    assert big_model > 5 * small_model
+    assert big_peak < 1.5 * small_peak + 2_000_000  # per-chunk temporaries: independent of the day's size
+    assert big_peak < 60_000_000
+    synth._market.cache_clear()

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from tick_assets.lake import partition_file
-from tick_assets.localstack import REPO_ROOT, DagsterStack, write_instance_yaml
+from tick_assets.localstack import REPO_ROOT, DagsterStack, backfill_progress, write_instance_yaml
 
 pytestmark = pytest.mark.slow
 INSTRUMENTS = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
@@ -43,11 +43,16 @@ def test_daemon_backfill_becomes_ranged_runs_with_every_row(emulator, tmp_path) 
     with DagsterStack(tmp_path / "home", _env(emulator, data_dir)) as stack:
         stack.set_pool_limit("tardis", 2)
         backfill_id = stack.launch_backfill([["raw", "trades"]], keys)
-        state = stack.wait_for_backfill(backfill_id, timeout=600)
+        polled: list[dict] = []
+        state = stack.wait_for_backfill(backfill_id, timeout=600, poll=1.0, progress=polled.append)
         # Every slot of pool `tardis` was given back when the runs ended.
         limits = stack.cli("instance", "concurrency", "get", "--all").replace('"', "")
         assert "tardis: 0 / 2 slots occupied" in limits
     assert state["status"] == "COMPLETED_SUCCESS", state
+    # The progress query's fields exist in this Dagster's schema, and its last poll saw everything done.
+    last = backfill_progress(polled[-1], elapsed=0)
+    assert (last.runs_done, last.runs_failed, last.runs_running, last.runs_queued) == (4, 0, 0, 0)
+    assert (last.partitions_done, last.partitions_total, last.partitions_failed) == (6, 6, 0)
     # 2 days per run: 2 instruments x (2 + 1 days) = 4 ranged runs instead of 6 single-partition runs.
     ranges = sorted(
         (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import subprocess
 import sys
@@ -15,7 +16,8 @@ from dagster_duckdb import DuckDBResource
 from tick_assets.assets.partitions import build_partitions
 from tick_assets.assets.raw import build_raw_assets
 from tick_assets.assets.warehouse import build_raw_views_asset
-from tick_assets.materialize import materialize_range, materialize_unpartitioned
+from tick_assets.materialize import RangeProgress, materialize_range, materialize_unpartitioned
+from tick_assets.progress import StatusLine
 from tick_assets_tests.test_assets_raw import resources
 
 INSTRUMENTS = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
@@ -100,3 +102,31 @@ def test_ranges_are_split_by_days_per_run(emulator, tmp_path) -> None:
         ("2024-01-04", "2024-01-05", 2),
         ("2024-01-06", "2024-01-06", 1),
     ]
+
+
+def test_ranged_runs_show_runs_partitions_and_steps_as_they_go(emulator, tmp_path) -> None:
+    raw = build_raw_assets(["trades", "book_snapshot_25"], build_partitions("2024-01-01", INSTRUMENTS))
+    defs = dg.Definitions(assets=raw, resources=resources(emulator, tmp_path))
+    keys = [dg.AssetKey(["raw", "trades"]), dg.AssetKey(["raw", "book_snapshot_25"])]
+    instance = dg.DagsterInstance.ephemeral()
+    out = io.StringIO()  # not a terminal: a plain line per change
+    runs = materialize_range(
+        defs, keys, INSTRUMENTS, dt.date(2024, 1, 2), dt.date(2024, 1, 3), instance, progress=StatusLine(out)
+    )
+    assert all(r.success for r in runs)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("materialize: runs 0/2 done | partitions 0/8 |")
+    assert lines[1].startswith("materialize: runs 0/2 done, 1 running | partitions 0/8 |")
+    assert any(line.startswith("materialize: runs 1/2 done | partitions 4/8 |") for line in lines)
+    assert lines[-1].startswith("materialize: runs 2/2 done | partitions 8/8 |")
+    assert len(lines) == len(set(lines))  # only changes are printed
+
+    # The listener follows each step in and out, and counts the partitions of the selected assets.
+    tracker = RangeProgress(1, 4, frozenset(keys))
+    seen = []
+    run_id = instance.get_run_records()[0].dagster_run.run_id
+    for entry in instance.all_logs(run_id):
+        tracker.on_event(entry)
+        seen.append(tracker.progress().steps)
+    assert ("raw__trades",) in seen or ("raw__book_snapshot_25",) in seen
+    assert tracker.progress().steps == () and tracker.progress().partitions_done == 4

@@ -22,7 +22,10 @@ DAY = dt.date(2024, 1, 2)
 
 def _server_file(cache: Path, name_part: str) -> bytes:
     # The session cache holds one folder per scale; the default emulator serves TEST_SCALE.
-    matches = [p for p in (cache / f"v1-s{TEST_SCALE}").rglob("*.csv.gz") if name_part in str(p)]
+    from tick_assets.emulator.sources import GENERATOR_VERSION
+
+    folder = cache / f"v{GENERATOR_VERSION}-s{TEST_SCALE}"
+    matches = [p for p in folder.rglob("*.csv.gz") if name_part in str(p)]
     assert len(matches) == 1, matches
     return matches[0].read_bytes()
 
@@ -73,15 +76,20 @@ def test_empty_gzip_day_is_valid_no_data(start_emulator, tmp_path) -> None:
     assert result.empty and result.compressed_bytes > 0 and gzip.decompress(result.path.read_bytes()) == b""
 
 
-def test_first_day_of_month_is_free_without_key(emulator, tmp_path) -> None:
+@pytest.mark.parametrize("denial", [401, 403])
+def test_first_day_of_month_is_free_without_key(start_emulator, tmp_path, denial) -> None:
+    # The real service refuses a paid day without a key with 401 (text body) or, for some, 403 (JSON code 10):
+    # both give the same advice, and neither is retried.
+    emulator = start_emulator(keyless_denial=denial)
     with make_client(emulator, tmp_path, api_key=None) as c:
         assert c.download("deribit", "trades", "BTC-PERPETUAL", "2024-01-01").uncompressed_bytes > 0
-        with pytest.raises(errors.UnauthorizedError) as info:
+        with pytest.raises((errors.UnauthorizedError, errors.ForbiddenError)) as info:
             c.download("deribit", "trades", "BTC-PERPETUAL", DAY)
     message = str(info.value)
+    assert f"HTTP {denial}" in message and info.value.status == denial
     assert "2024-01-02 needs an API key" in message and "first day of each month" in message
     assert "TARDIS_API_KEY" in message
-    assert emulator.stats["counts"]["status_401"] == 1  # not retried
+    assert emulator.stats["counts"][f"status_{denial}"] == 1  # not retried
 
 
 def test_invalid_key_is_a_clear_401_not_retried(start_emulator, tmp_path) -> None:
@@ -96,18 +104,29 @@ def test_invalid_key_is_a_clear_401_not_retried(start_emulator, tmp_path) -> Non
     assert server.stats["counts"]["dataset_requests"] == 1
 
 
+def test_unknown_exchange_is_a_404_not_retried(client, emulator) -> None:
+    with pytest.raises(errors.NotFoundError, match="404.*exchange, data type or symbol"):
+        client.download("no-such-exchange", "trades", "BTCUSDT", DAY)
+    assert emulator.stats["counts"]["dataset_requests"] == 1
+    assert not list(client.cache_dir.glob("*"))
+
+
 @pytest.mark.parametrize(
-    ("exchange", "data_type", "symbol"),
+    ("data_type", "symbol", "message"),
     [
-        ("no-such-exchange", "trades", "BTCUSDT"),
-        ("deribit", "trades", "NOPE"),
-        ("binance", "derivative_ticker", "BTCUSDT"),
+        ("trades", "NOPE", r"invalid symbol \(must be one of BTC-PERPETUAL"),
+        ("options_chain", "BTC-PERPETUAL", "invalid data type 'options_chain' for BTC-PERPETUAL"),
     ],
 )
-def test_404_is_not_retried_and_says_what_to_check(client, emulator, exchange, data_type, symbol) -> None:
-    with pytest.raises(errors.NotFoundError, match="404.*exchange, data type or symbol"):
-        client.download(exchange, data_type, symbol, DAY)
+def test_unknown_symbol_or_data_type_not_offered_is_a_400_like_the_real_service(
+    client, emulator, data_type, symbol, message
+) -> None:
+    # The real service answers these 400 with a message (e.g. "invalid symbol (must be XRP-EUR)"), not 404.
+    with pytest.raises(errors.BadRequestError, match=message) as info:
+        client.download("deribit", data_type, symbol, DAY)
+    assert "datasets.symbols" in str(info.value)
     assert emulator.stats["counts"]["dataset_requests"] == 1
+    assert emulator.stats["counts"]["status_400"] == 1
     assert not list(client.cache_dir.glob("*"))
 
 
@@ -122,7 +141,7 @@ def test_invalid_input_fails_before_any_request(client, emulator) -> None:
     assert emulator.stats["counts"].get("dataset_requests", 0) == 0
 
 
-@pytest.mark.parametrize("fault", ["throttle", "server_error", "reset", "truncate", "stall"])
+@pytest.mark.parametrize("fault", ["throttle", "server_error", "reset", "truncate", "stall", "cdn_400"])
 def test_transient_faults_are_retried_until_the_file_is_complete(
     start_emulator, tmp_path, synth_cache, fault
 ) -> None:
@@ -227,9 +246,9 @@ def test_exchange_details_and_availability(client, emulator) -> None:
     client.check_available("binance-futures", "trades", "BTCUSDT", "2024-01-31")
     with pytest.raises(errors.UnavailableError, match="availableSince 2019-11-17"):
         client.check_available("binance-futures", "trades", "BTCUSDT", "2019-11-16")
-    with pytest.raises(errors.UnavailableError, match="not exported yet.*06:00 UTC"):
+    with pytest.raises(errors.NotExportedYetError, match="not exported yet.*06:00 UTC on 2024-02-02"):
         client.check_available("binance-futures", "trades", "BTCUSDT", "2024-02-01")
-    with pytest.raises(errors.UnavailableError, match="no 'options_chain' dataset"):
+    with pytest.raises(errors.NotOfferedError, match="does not offer 'options_chain' for BTCUSDT"):
         client.check_available("binance-futures", "options_chain", "BTCUSDT", "2024-01-05")
     with pytest.raises(errors.UnavailableError, match="not a dataset symbol"):
         client.check_available("binance-futures", "trades", "DOGEUSDT", "2024-01-05")
@@ -296,3 +315,97 @@ def test_retry_after_is_clamped(tmp_path) -> None:
     assert policy.max_retry_after == 300
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past
     assert parse_retry_after("soon") is None
+
+
+@pytest.mark.parametrize("style", ["text/csv", "content-encoding"])
+def test_x_md5_is_recorded_and_a_mismatch_is_reported_not_fatal(start_emulator, tmp_path, style) -> None:
+    for md5_mode, matches in (("file", True), ("chunked", False), ("none", None)):
+        server = start_emulator(header_style=style, md5_mode=md5_mode)
+        with make_client(server, tmp_path / md5_mode / style.replace("/", "-")) as c:
+            result = c.download("deribit", "trades", "BTC-PERPETUAL", DAY)
+        assert result.md5_matches is matches, md5_mode
+        assert (result.server_md5 is None) == (md5_mode == "none")
+        assert result.md5 == __import__("hashlib").md5(result.path.read_bytes()).hexdigest()
+        assert result.compressed_bytes == result.path.stat().st_size
+
+
+def test_not_exported_yet_is_told_apart_from_delisted() -> None:
+    from tick_assets.tardis.exchanges import ExchangeDetails
+
+    details = ExchangeDetails.from_json(
+        {
+            "id": "binance",
+            "datasets": {
+                "exportedUntil": "2024-02-01T00:00:00.000Z",
+                "symbols": [
+                    # The real shape: an active symbol's availableTo equals exportedUntil.
+                    {
+                        "id": "BTCUSDT",
+                        "availableSince": "2019-03-30T00:00:00.000Z",
+                        "availableTo": "2024-02-01T00:00:00.000Z",
+                        "dataTypes": ["trades"],
+                    },
+                    {
+                        "id": "LUNAUSDT",
+                        "availableSince": "2019-03-30T00:00:00.000Z",
+                        "availableTo": "2022-05-13T00:00:00.000Z",
+                        "dataTypes": ["trades"],
+                    },
+                ],
+            },
+        }
+    )
+    details.check_day("trades", "BTCUSDT", dt.date(2024, 1, 31))
+    with pytest.raises(
+        errors.NotExportedYetError,
+        match=r"not exported yet: Tardis publishes day 2024-02-01 "
+        r"around 06:00 UTC on 2024-02-02, retry later \(exportedUntil 2024-02-01 00:00 UTC\)",
+    ):
+        details.check_day("trades", "BTCUSDT", dt.date(2024, 2, 1))
+    with pytest.raises(
+        errors.UnavailableError, match="delisted or expired: its data ends on 2022-05-12"
+    ) as info:
+        details.check_day("trades", "LUNAUSDT", dt.date(2022, 5, 13))
+    assert not isinstance(info.value, errors.NotExportedYetError)
+    assert details.last_available_day("BTCUSDT") == dt.date(2024, 1, 31)
+    assert details.last_available_day("LUNAUSDT") == dt.date(2022, 5, 12)
+
+
+def test_retry_budget_matches_the_official_clients() -> None:
+    import random
+
+    policy = RetryPolicy()
+    no_jitter = random.Random(0)
+    no_jitter.uniform = lambda a, b: a  # type: ignore[method-assign]
+    assert policy.max_attempts == 30
+    # tardis-python pins these: the first 500 waits 4 s, the first 429 62 s, the first spurious 400 2 s.
+    assert policy.backoff(1, no_jitter, status=500) == 4.0
+    assert policy.throttle_pause(1, no_jitter) == 62.0
+    assert policy.backoff(1, no_jitter, status=400) == 2.0
+    assert policy.backoff(7, no_jitter) == policy.backoff(29, no_jitter) == 120.0  # capped
+    # 2 + 4 + ... + 64, then 23 x 120 s, plus 29 x 0.5 s of jitter: about 48 minutes between 30 attempts
+    assert policy.worst_case_wait_seconds() == 2900.5
+
+
+def test_cached_days_need_no_network_not_even_for_availability(emulator, tmp_path) -> None:
+    """A verified file in the cache (e.g. an existing tardis-dev download folder) is used with zero requests
+    even when the service is unreachable; the availability check runs only when a download is needed."""
+    from tick_assets.lake.ingest import DayRequest, ingest_days
+
+    with make_client(emulator, tmp_path / "cache") as c:
+        c.download("deribit", "trades", "BTC-PERPETUAL", DAY)
+    dead = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
+    offline = TardisClient(
+        tmp_path / "cache", api_key="k", datasets_url=dead, api_url=dead, retry=RetryPolicy(max_attempts=1)
+    )
+    with offline:
+        results = ingest_days(
+            offline, tmp_path / "lake", [DayRequest("trades", "deribit", "BTC-PERPETUAL", DAY)]
+        )
+        assert results[0].ok and results[0].download.from_cache, results[0].error
+        missing = ingest_days(
+            offline,
+            tmp_path / "lake",
+            [DayRequest("trades", "deribit", "BTC-PERPETUAL", DAY + dt.timedelta(1))],
+        )
+    assert not missing[0].ok and "exchanges/deribit" in str(missing[0].error)

@@ -64,8 +64,8 @@ def _client(server: _Scripted, tmp_path) -> TardisClient:
     ("status", "body", "error", "text"),
     [
         (400, b'{"message":"Invalid symbol"}', errors.BadRequestError, "Invalid symbol"),
-        (403, b"{}", errors.ForbiddenError, "subscription of TARDIS_API_KEY"),
-        (418, b"teapot", errors.TardisHTTPError, "HTTP 418"),
+        (403, b'{"code":10,"message":"Forbidden"}', errors.ForbiddenError, "TARDIS_API_KEY was rejected"),
+        (404, b"{}", errors.NotFoundError, "exchange, data type or symbol"),
     ],
 )
 def test_permanent_statuses_raise_typed_errors_without_retry(
@@ -92,9 +92,34 @@ def test_spurious_iso_400_and_503_are_retried_with_cache_buster(scripted, tmp_pa
     ]
 
 
+@pytest.mark.parametrize("status", [408, 418, 425, 502, 520])
+def test_every_other_non_200_is_retried_like_the_official_clients(scripted, tmp_path, status) -> None:
+    scripted.script = [(status, {}, b"odd")]
+    with _client(scripted, tmp_path) as c:
+        result = c.download("deribit", "trades", "BTC-PERPETUAL", "2024-01-02")
+    assert result.attempts == 2 and result.path.read_bytes() == BODY
+
+
+def test_retry_attempt_query_goes_only_on_dataset_urls(scripted, tmp_path) -> None:
+    scripted.script = [(503, {}, b""), (200, {"Content-Type": "application/json"}, b'{"id": "deribit"}')]
+    with _client(scripted, tmp_path) as c:
+        c.exchange_details("deribit")
+    assert scripted.seen == ["/v1/exchanges/deribit", "/v1/exchanges/deribit"]
+
+
 def test_short_body_against_content_length_is_retried(scripted, tmp_path) -> None:
     # A 200 whose Content-Length promises more than arrives (connection closed early).
     scripted.script = [(200, {"Content-Length": str(len(BODY) + 50), "Connection": "close"}, BODY)]
+    with _client(scripted, tmp_path) as c:
+        result = c.download("deribit", "trades", "BTC-PERPETUAL", "2024-01-02")
+    assert result.attempts == 2 and result.path.read_bytes() == BODY
+
+
+@pytest.mark.parametrize("labelled", [{"Content-Type": "text/csv"}, {"Content-Encoding": "gzip"}])
+def test_short_body_is_caught_under_both_header_styles(scripted, tmp_path, labelled) -> None:
+    # The CDN labels the gzip either text/csv or Content-Encoding: gzip; Content-Length counts its bytes either way.
+    headers = {**labelled, "Content-Length": str(len(BODY) + 50), "Connection": "close"}
+    scripted.script = [(200, headers, BODY)]
     with _client(scripted, tmp_path) as c:
         result = c.download("deribit", "trades", "BTC-PERPETUAL", "2024-01-02")
     assert result.attempts == 2 and result.path.read_bytes() == BODY

@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from tick_assets.assets.features import FOLLOW_UPSTREAM, partition_expr
+from tick_assets.assets.metadata import figures
 from tick_assets.assets.resources import DUCKDB_POOL, LakeResource
 from tick_assets.features import microstructure
 from tick_assets.features.charts import daily_chart_png
@@ -66,7 +67,7 @@ def build_analytics_assets(
         minutes = microstructure.microstructure_1m(_utc(depth, "ts"), _utc(trade_bars, "ts"))
         for (instrument, day), part in minutes.groupby(["instrument", minutes["minute"].dt.floor("1D")]):
             context.add_asset_metadata(
-                {"dagster/row_count": len(part), "volume": float(part["volume"].sum())},
+                figures({"dagster/row_count": len(part), "volume": float(part["volume"].sum())}),
                 partition_key=_partition_key(instrument, day),
             )
         return minutes
@@ -97,19 +98,21 @@ def build_analytics_assets(
             path.parent.mkdir(parents=True, exist_ok=True)
             write_file_atomically(path, png)
             context.add_asset_metadata(
-                {
-                    "chart": dg.MetadataValue.md(
-                        f"![daily chart](data:image/png;base64,{base64.b64encode(png).decode()})"
-                    ),
-                    "chart_path": dg.MetadataValue.path(str(path)),
-                    "dagster/row_count": 1,
-                    "mid_close": float(row.mid_close),
-                    "log_return": float(row.log_return),
-                    "realized_vol": float(row.realized_vol),
-                    "spread_bps_mean": float(row.spread_bps_mean),
-                    "volume": float(row.volume),
-                    "trades": int(row.trades),
-                },
+                figures(
+                    {
+                        "chart": dg.MetadataValue.md(
+                            f"![daily chart](data:image/png;base64,{base64.b64encode(png).decode()})"
+                        ),
+                        "chart_path": dg.MetadataValue.path(str(path)),
+                        "dagster/row_count": 1,
+                        "mid_close": float(row.mid_close),
+                        "log_return": float(row.log_return),
+                        "realized_vol": float(row.realized_vol),
+                        "spread_bps_mean": float(row.spread_bps_mean),
+                        "volume": float(row.volume),
+                        "trades": int(row.trades),
+                    }
+                ),
                 partition_key=key,
             )
         return summary

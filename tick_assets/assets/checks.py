@@ -13,6 +13,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 from dagster_duckdb import DuckDBResource
 
+from tick_assets.assets.metadata import figures as rounded_figures
 from tick_assets.assets.partitions import day_slices
 from tick_assets.assets.resources import DUCKDB_POOL, FeatureSettings, LakeResource
 from tick_assets.features import quality
@@ -27,18 +28,38 @@ MAX_LOCAL_BEFORE_EXCHANGE_SHARE = 0.01
 MAX_SILENCE_SECONDS = 60.0
 
 
-def _target(
-    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, partition: str
-) -> TargetMaterialization | None:
+@dataclass(frozen=True)
+class _Checked:
+    """The materialization a check of one partition verifies, and whether Tardis offers its data at all."""
+
+    target: TargetMaterialization | None
+    not_offered: str | None = None
+
+
+def _latest(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, partition: str) -> _Checked:
     """The latest materialization of `partition`: the one a check of it verifies."""
     latest = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
     ).records
     if not latest:
-        return None
-    return TargetMaterialization(
-        run_id=latest[0].run_id, storage_id=latest[0].storage_id, timestamp=latest[0].timestamp
+        return _Checked(None)
+    record = latest[0]
+    target = TargetMaterialization(
+        run_id=record.run_id, storage_id=record.storage_id, timestamp=record.timestamp
     )
+    reason = (
+        record.asset_materialization.metadata.get("not_offered_by_tardis")
+        if record.asset_materialization
+        else None
+    )
+    return _Checked(target, None if reason is None else str(reason.value))
+
+
+def _target(
+    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, partition: str
+) -> TargetMaterialization | None:
+    """The latest materialization of `partition`."""
+    return _latest(context, asset_key, partition).target
 
 
 def _evaluation(
@@ -62,7 +83,7 @@ def _evaluation(
         asset_key=check_key.asset_key,
         check_name=check_key.name,
         passed=passed,
-        metadata={k: v for k, v in figures.items() if v is not None},
+        metadata=rounded_figures({k: v for k, v in figures.items() if v is not None}),
         target_materialization_data=target,
         severity=severity,
         description=description,
@@ -162,15 +183,28 @@ def _lake_checks(
                 (key, figures(con, lake.root, day))
                 for key, day in day_slices(partitions_def, context.partition_keys)
             ]
-        targets = {key: _target(context, asset.key, key) for key, _ in keyed}  # once per partition
+        checked = {key: _latest(context, asset.key, key) for key, _ in keyed}  # once per partition
         for rule in rules:
             check_key = dg.AssetCheckKey(asset.key, rule.name)
             for key, f in keyed:
+                c = checked[key]
+                if c.not_offered is not None:  # an empty partition by design: nothing to hold against it
+                    yield _evaluation(
+                        check_key,
+                        key,
+                        c.target,
+                        True,
+                        rule.severity,
+                        rule.blocking,
+                        {"not_offered_by_tardis": True},
+                        f"not offered by Tardis, nothing to check: {c.not_offered}",
+                    )
+                    continue
                 shown = {n: f[n] for n in rule.shown}
                 yield _evaluation(
                     check_key,
                     key,
-                    targets[key],
+                    c.target,
                     rule.passes(f),
                     rule.severity,
                     rule.blocking,

@@ -10,6 +10,8 @@ import dagster as dg
 from tick_assets.assets.partitions import DATE, INSTRUMENT, split_instrument
 from tick_assets.assets.resources import TardisResource
 from tick_assets.tardis.errors import TardisError
+from tick_assets.tardis.exchanges import ExchangeDetails
+from tick_assets.tardis.urls import normalize_symbol
 
 DAILY_SENSOR = "tardis_daily_exports"
 #: How often the sensor asks /v1/exchanges; Tardis publishes a day once, usually around 06:00 UTC the next day.
@@ -64,22 +66,26 @@ def build_daily_sensor(
     def tardis_daily_exports(context: dg.SensorEvaluationContext, tardis: TardisResource):
         cursor: dict[str, str] = json.loads(context.cursor or "{}")
         requests, notes = [], []
+        details: dict[str, ExchangeDetails | None] = {}
         exported: dict[str, dt.date | None] = {}
         with tardis.build_client() as client:
             for instrument in instruments:
-                exchange, _ = split_instrument(instrument)
-                if exchange not in exported:
+                exchange, symbol = split_instrument(instrument)
+                if exchange not in details:
                     try:
-                        exported[exchange] = client.exchange_details(
-                            exchange, refresh=True
-                        ).last_exported_day()
+                        details[exchange] = client.exchange_details(exchange, refresh=True)
+                        exported[exchange] = details[exchange].last_exported_day()
                     except TardisError as exc:  # one exchange down must not hold back the others
-                        exported[exchange] = None
+                        details[exchange] = None
                         notes.append(f"{exchange}: {exc}")
-                        continue
+                found = details[exchange]
+                if found is None:
+                    continue
+                # An active symbol's availableTo is exportedUntil; a delisted one's ends its days.
+                last_day = found.last_available_day(normalize_symbol(symbol))
                 last = dt.date.fromisoformat(cursor[instrument]) if instrument in cursor else None
                 last = last or _latest_materialized_day(context.instance, raw_keys[0], instrument)
-                for day in days_to_request(exported[exchange], last, first_day):
+                for day in days_to_request(last_day, last, first_day):
                     key = dg.MultiPartitionKey({DATE: day.isoformat(), INSTRUMENT: instrument})
                     requests.append(dg.RunRequest(run_key=f"{DAILY_SENSOR}:{key}", partition_key=key))
                     cursor[instrument] = day.isoformat()

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from tick_assets.assets.metadata import figures
 from tick_assets.assets.partitions import day_slices
 from tick_assets.assets.reporting import PartitionOutcome, report
 from tick_assets.assets.resources import DUCKDB_POOL, FeatureSettings, LakeResource
@@ -78,12 +79,14 @@ def _build_feature_asset(
                     outcomes.append(PartitionOutcome(key, error=exc))
                     continue
                 context.log.info(f"{key}: {written.rows:,} grid rows in {written.seconds:.2f} s")
-                metadata = {
-                    "dagster/row_count": written.rows,
-                    "grid_step_ms": day.step_ms,
-                    "seconds": round(written.seconds, 3),
-                    **{k: round(float(v), 6) for k, v in summary.items() if v is not None},
-                }
+                metadata = figures(
+                    {
+                        "dagster/row_count": written.rows,
+                        "grid_step_ms": day.step_ms,
+                        "seconds": written.seconds,
+                        **{k: v for k, v in summary.items() if v is not None},
+                    }
+                )
                 outcomes.append(PartitionOutcome(key, metadata))
         return report(context, partitions_def, code_version, outcomes)
 

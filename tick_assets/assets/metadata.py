@@ -1,14 +1,58 @@
-"""Materialization metadata of lake partitions: sizes, timings, source, time range and a preview."""
+"""Materialization metadata of lake partitions: sizes, timings, source, time range and a preview; and `figure`,
+the one rounding of every float the UI shows (metadata, check figures, previews)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import dagster as dg
 
 from tick_assets.lake import DayResult
 from tick_assets.lake.schema import PARTITION_COLUMNS, parquet_columns
+
+#: Significant digits of a float figure: every digit of a price or a size, none of a binary artefact
+#: (36986.649999999994 -> 36986.65).
+SIGNIFICANT = 12
+#: Significant digits of rates and ratios (returns, volatility, shares): a 1e-9 funding rate stays 1e-9.
+RATIO_SIGNIFICANT = 6
+_RATIO_WORDS = frozenset({"return", "vol", "ratio", "share", "rate", "imbalance", "funding"})
+
+
+def figure(value: Any, significant: int = SIGNIFICANT, decimals: int | None = None) -> Any:
+    """`value` with the digits that mean something: a float (or Decimal) to `significant` significant digits and
+    at most `decimals` decimals; ints, bools, None, NaN, infinities and non-numbers come back unchanged."""
+    if isinstance(value, Decimal):
+        value = float(value)
+    if not isinstance(value, float) or not math.isfinite(value):
+        return value
+    if decimals is not None:
+        value = round(value, decimals)
+    return float(f"{value:.{significant}g}") + 0.0  # + 0.0: no "-0.0"
+
+
+def figure_rule(name: str) -> dict[str, int]:
+    """How the figure called `name` is rounded: seconds to the ms, milliseconds to the µs, throughputs
+    (`*_per_second`) and spreads in bps to 4 significant digits, rates and ratios to 6, anything else (prices,
+    sizes) to 12."""
+    words = set(name.lower().replace("/", "_").split("_"))
+    if "seconds" in words and "per" not in words:
+        return {"decimals": 3}
+    if "ms" in words:
+        return {"decimals": 3}
+    if "per" in words or "bps" in words:
+        return {"significant": 4}
+    if words & _RATIO_WORDS:
+        return {"significant": RATIO_SIGNIFICANT}
+    return {}
+
+
+def figures(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A metadata dict with each float rounded by `figure` as its name says (`figure_rule`); the rest as is."""
+    return {name: figure(value, **figure_rule(name)) for name, value in values.items()}
 
 
 def column_schema(data_type: str) -> dg.TableSchema:
@@ -31,7 +75,7 @@ def preview_markdown(columns: tuple[str, ...], rows: tuple[tuple[Any, ...], ...]
     def cell(value: Any) -> str:
         if isinstance(value, dt.datetime):
             return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-        return "" if value is None else str(value)
+        return "" if value is None else str(figure(value))
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
@@ -40,6 +84,8 @@ def preview_markdown(columns: tuple[str, ...], rows: tuple[tuple[Any, ...], ...]
 
 def partition_metadata(result: DayResult) -> dict[str, Any]:
     """Everything one lake partition's materialization reports (never the API key: URLs carry none)."""
+    if result.not_offered is not None:
+        return not_offered_metadata(result)
     download, write = result.download, result.write
     assert download is not None and write is not None
     metadata: dict[str, Any] = {
@@ -50,13 +96,13 @@ def partition_metadata(result: DayResult) -> dict[str, Any]:
         "parquet_bytes": write.parquet_bytes,
         "source_url": dg.MetadataValue.url(download.url),
         "from_cache": download.from_cache,
-        "download_seconds": round(download.seconds, 3),
+        "download_seconds": download.seconds,
         # Transfer rate: the limiter wait is reported on its own, not folded into the speed.
-        "download_mb_per_second": round(download.mb_per_second, 2),
+        "download_mb_per_second": download.mb_per_second,
         "retries": download.retries,
-        "limiter_wait_seconds": round(download.limiter_wait_seconds, 3),
-        "conversion_seconds": round(write.seconds, 3),
-        "conversion_rows_per_second": round(write.rows_per_second),
+        "limiter_wait_seconds": download.limiter_wait_seconds,
+        "conversion_seconds": write.seconds,
+        "conversion_rows_per_second": round(write.rows_per_second),  # a count: an int
         "path": dg.MetadataValue.path(str(write.path)),
     }
     if write.first_timestamp is not None and write.last_timestamp is not None:
@@ -64,7 +110,18 @@ def partition_metadata(result: DayResult) -> dict[str, Any]:
         metadata["last_timestamp"] = dg.MetadataValue.timestamp(_utc(write.last_timestamp))
     if write.preview:
         metadata["preview"] = dg.MetadataValue.md(preview_markdown(write.preview_columns, write.preview))
-    return metadata
+    return figures(metadata)
+
+
+def not_offered_metadata(result: DayResult) -> dict[str, Any]:
+    """The materialization of a partition Tardis has no dataset for: an empty file, and why, first in the UI."""
+    assert result.not_offered is not None and result.write is not None
+    return {
+        "not_offered_by_tardis": result.not_offered,
+        "dagster/row_count": 0,
+        "no_data": True,
+        "path": dg.MetadataValue.path(str(result.write.path)),
+    }
 
 
 def _size(n: int) -> str:
@@ -76,6 +133,8 @@ def describe_result(result: DayResult) -> str:
     key = result.request.key
     if result.error is not None:
         return f"{key}: FAILED {type(result.error).__name__}: {result.error}"
+    if result.not_offered is not None:
+        return f"{key}: not offered by Tardis, wrote an empty partition ({result.not_offered})"
     assert result.download is not None and result.write is not None
     source = "from cache" if result.download.from_cache else f"{result.download.mb_per_second:.2f} MB/s"
     if result.write.empty:

@@ -28,7 +28,12 @@ class TardisResource(dg.ConfigurableResource):
     requests_per_second: float = 20.0
     burst: int = 5
     max_in_flight: int = 8
-    max_attempts: int = 10
+    #: Retry budget of the official clients: 30 attempts, backoff min(2^n, 120) s + jitter, doubled after a
+    #: 500, 60 s more after a 429 without Retry-After; at most about 48 min of waits per file (README).
+    max_attempts: int = 30
+    retry_base_delay_seconds: float = 1.0
+    retry_max_delay_seconds: float = 120.0
+    throttle_delay_seconds: float = 60.0
     connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 60.0
     metadata_ttl_seconds: float = 3600.0
@@ -45,7 +50,12 @@ class TardisResource(dg.ConfigurableResource):
             limiter=LimiterConfig(
                 rate=self.requests_per_second, burst=self.burst, max_in_flight=self.max_in_flight
             ),
-            retry=RetryPolicy(max_attempts=self.max_attempts),
+            retry=RetryPolicy(
+                max_attempts=self.max_attempts,
+                base_delay=self.retry_base_delay_seconds,
+                max_delay=self.retry_max_delay_seconds,
+                throttle_delay=self.throttle_delay_seconds,
+            ),
             connect_timeout=self.connect_timeout_seconds,
             read_timeout=self.read_timeout_seconds,
             metadata_ttl_seconds=self.metadata_ttl_seconds,

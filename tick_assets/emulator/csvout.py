@@ -136,3 +136,19 @@ def write_empty(out_path: str | os.PathLike[str]) -> None:
     """Atomically write the empty gzip Tardis serves for a day without data."""
     with _atomic_file(Path(out_path)) as raw:
         raw.write(EMPTY_GZIP)
+
+
+def csv_rows(table: pa.Table | pa.RecordBatch) -> bytes:
+    """The Tardis CSV lines of a table's rows (no header), exactly as write_csv_gz formats them."""
+    sink = pa.BufferOutputStream()
+    if table.num_rows:
+        pacsv.write_csv(table, sink, _WRITE_OPTIONS)
+    return sink.getvalue().to_pybytes()
+
+
+def gzip_bytes_per_row(lines: bytes, compresslevel: int = DEFAULT_COMPRESSLEVEL) -> float:
+    """Gzip size per line of some CSV lines (no header), at the emulator's compression level by default."""
+    rows = lines.count(b"\n")
+    if rows == 0:
+        raise ValueError("no rows to measure")
+    return len(gzip.compress(lines, compresslevel=compresslevel, mtime=0)) / rows

@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass
 
 #: Fault kinds in the order their probabilities are stacked.
-FAULT_KINDS = ("throttle", "server_error", "reset", "truncate", "stall", "html")
+#: New kinds go last, so a seed gives the same decisions for the kinds that existed before.
+FAULT_KINDS = ("throttle", "server_error", "reset", "truncate", "stall", "html", "cdn_400")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class FaultConfig:
     truncate: float = 0.0  # a complete HTTP response whose gzip body is cut short
     stall: float = 0.0  # part of the body, then silence for `stall_seconds`
     html: float = 0.0  # 200 with an HTML error page instead of gzip
+    cdn_400: float = (
+        0.0  # the CDN bug that drops query strings: 400 "... ISO 8601 format" (retried by clients)
+    )
     seed: int = 0
     retry_after_seconds: int = 1
     stall_seconds: float = 90.0  # longer than the client's default 60 s read timeout

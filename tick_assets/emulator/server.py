@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import re
@@ -21,13 +22,18 @@ from typing import Any
 
 from tick_assets.emulator.faults import FaultConfig, ServerRateLimit, retry_after_header
 from tick_assets.emulator.sources import FixtureSource, Source, SyntheticSource
-from tick_assets.tardis.datatypes import DATA_TYPES
 
 log = logging.getLogger(__name__)
 
 _DATASET_RE = re.compile(r"^/v1/([^/]+)/([^/]+)/(\d{4})/(\d{2})/(\d{2})/([^/]+)\.csv\.gz$")
 _EXCHANGE_RE = re.compile(r"^/v1/exchanges/([^/]+)$")
 _CHUNK = 1 << 16
+#: How a dataset body is labelled; both styles were seen from the real CDN (the body is the same gzip file).
+HEADER_STYLES = ("text/csv", "content-encoding")
+#: x-md5 header modes: the file's MD5, a value that does not match (files uploaded in chunks), or none.
+MD5_MODES = ("file", "chunked", "none")
+#: How the real service refuses a paid day without a key: 401 with a text body, or 403 with JSON `code: 10`.
+KEYLESS_DENIALS = (401, 403)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,20 @@ class EmulatorConfig:
     fixtures: Path | None = None
     faults: FaultConfig = field(default_factory=FaultConfig)
     verbose: bool = False
+    header_style: str = "text/csv"
+    md5_mode: str = "file"
+    keyless_denial: int = 401
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("header_style", self.header_style, HEADER_STYLES),
+            ("md5_mode", self.md5_mode, MD5_MODES),
+            ("keyless_denial", self.keyless_denial, KEYLESS_DENIALS),
+        ):
+            if value not in allowed:
+                raise ValueError(
+                    f"EmulatorConfig.{name}={value!r}: use one of {', '.join(map(str, allowed))}."
+                )
 
 
 class _Stats:
@@ -113,12 +133,26 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         self._send_json(status, {"code": status, "message": message}, headers)
 
+    def _send_text(self, status: int, text: str) -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.server.stats.add(f"status_{status}")
+
     # -- routing -----------------------------------------------------------------------------------------
 
     def do_GET(self) -> None:
         try:
             self._route()
         except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception:  # a bug of the emulator: answer 500 (and log it) rather than drop the connection
+            log.exception("emulator failed to answer %s", urllib.parse.urlsplit(self.path).path)
+            with contextlib.suppress(OSError):
+                self._error(500, "emulator error (see its log)")
             self.close_connection = True
 
     def _route(self) -> None:
@@ -162,40 +196,45 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if fault == "server_error":
             return self._error((500, 502, 503)[attempt % 3], "Internal Server Error")
+        if fault == "cdn_400":
+            # What the real CDN sends when it drops the query string: retried by the official clients.
+            return self._error(400, "Invalid 'from' param - ISO 8601 format expected")
 
         exchange, data_type = urllib.parse.unquote(m[1]), urllib.parse.unquote(m[2])
         symbol = urllib.parse.unquote(m[6])
         try:
             day = dt.date(int(m[3]), int(m[4]), int(m[5]))
         except ValueError:
-            return self._error(
-                400, f"Invalid date {m[3]}-{m[4]}-{m[5]}: expected a valid date in ISO 8601 format"
-            )
-        if data_type not in DATA_TYPES:
-            return self._error(404, f"Unknown data type '{data_type}'")
+            return self._error(400, f"invalid date: {m[3]}/{m[4]}/{m[5]} is not a calendar day")
         lookup = server.source.lookup(exchange, data_type, day, symbol)
         if lookup.path is None:
-            return self._error(404, lookup.not_found or "Not found")
-        denied = self._auth_failure(day)
-        if denied:
-            return self._error(401, denied)
+            return self._error(lookup.status, lookup.not_found or "Not found")
+        if not self._authorized(day, path):
+            return None
         if fault == "html":
             return self._send_html_page()
         self._send_file(lookup.path, fault)
 
-    def _auth_failure(self, day: dt.date) -> str | None:
+    def _authorized(self, day: dt.date, path: str) -> bool:
+        """Answer a refused request (and return False) like the real service; True when the day may be sent."""
         if day.day == 1:
-            return None
+            return True
         header = self.headers.get("Authorization", "")
         key = header[7:].strip() if header.startswith("Bearer ") else ""
         if not key:
-            return (
-                "API key is required for this date; only the first day of each month is available "
-                "without one. Provide 'Authorization' header with value: 'Bearer YOUR_API_KEY'."
-            )
+            if self.server.config.keyless_denial == 403:
+                self._send_json(403, {"code": 10, "message": "Forbidden: API key required for this dataset"})
+            else:
+                self._send_text(
+                    401,
+                    "For unauthorized requests, only historical CSV market datasets for the first day of each "
+                    f"month are available (dataset for '{path.removeprefix('/v1/')}' has been requested)",
+                )
+            return False
         if self.server.config.api_keys and key not in self.server.config.api_keys:
-            return "Invalid API key."
-        return None
+            self._error(401, "Invalid API key.")
+            return False
+        return True
 
     def _send_html_page(self) -> None:
         body = b"<!DOCTYPE html><html><head><title>Error</title></head><body><h1>502 Bad Gateway</h1></body></html>"
@@ -211,9 +250,14 @@ class _Handler(BaseHTTPRequestHandler):
         length = size
         if fault == "truncate":
             length = max(10, size * 2 // 3) if size > 20 else size - 4
+        config = self.server.config
         self.send_response(200)
-        self.send_header("Content-Type", "application/gzip")
+        self.send_header("Content-Type", "text/csv")
+        if config.header_style == "content-encoding":
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(length))
+        if config.md5_mode != "none":
+            self.send_header("x-md5", self.server.md5_of(path, chunked=config.md5_mode == "chunked"))
         self.end_headers()
         self.server.stats.add("status_200")
         with open(path, "rb") as f:
@@ -248,6 +292,23 @@ class _Server(ThreadingHTTPServer):
         self._attempts: collections.Counter[str] = collections.Counter()
         self._attempts_lock = threading.Lock()
         self._resets: set[int] = set()
+        self._md5: dict[tuple[Path, float], str] = {}
+
+    def md5_of(self, path: Path, chunked: bool = False) -> str:
+        """The file's MD5 (cached per path and mtime); `chunked` gives a multipart-upload style value that
+        does not match, as Tardis warns can happen."""
+        key = (path, path.stat().st_mtime)
+        with self._attempts_lock:
+            known = self._md5.get(key)
+        if known is None:
+            digest = hashlib.md5(usedforsecurity=False)
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+            known = digest.hexdigest()
+            with self._attempts_lock:
+                self._md5[key] = known
+        return hashlib.md5(known.encode(), usedforsecurity=False).hexdigest() if chunked else known
 
     def mark_reset(self, conn: socket.socket) -> None:
         with self._attempts_lock:

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tick_assets.emulator.catalog import CATALOG, ExchangeSpec
+from tick_assets.emulator.catalog import CATALOG, GROUP_MEMBER_TYPE, GROUP_TYPES, ExchangeSpec
 from tick_assets.tardis.datatypes import DATA_TYPES
 from tick_assets.tardis.urls import sanitize_for_file_name
 
 # Bump when the generator's output changes, so cached synthetic files are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 EMPTY_GZIP = gzip.compress(b"", mtime=0)
 
 
@@ -40,6 +40,9 @@ class Lookup:
 
     path: Path | None = None
     not_found: str | None = None
+    #: The status of a refusal: 400 for what Tardis calls an invalid request (unknown symbol, data type not
+    #: offered), 404 for what is not there.
+    status: int = 404
 
 
 class Source(ABC):
@@ -59,8 +62,14 @@ class Source(ABC):
 
 
 def _exchange_body(
-    exchange: str, name: str, since: dt.date, until: dt.date, symbols: list[dict[str, Any]]
+    exchange: str,
+    name: str,
+    since: dt.date,
+    until: dt.date,
+    symbols: list[dict[str, Any]],
+    native_ids: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    native_ids = native_ids or {}
     return {
         "id": exchange,
         "name": name,
@@ -69,7 +78,13 @@ def _exchange_body(
         "availableSince": iso(since),
         "availableChannels": [],
         "availableSymbols": [
-            {"id": s["id"].lower(), "type": s["type"], "availableSince": s["availableSince"]} for s in symbols
+            {
+                "id": native_ids.get(s["id"], s["id"]),
+                "type": s["type"],
+                "availableSince": s["availableSince"],
+                **({"availableTo": s["availableTo"]} if "availableTo" in s else {}),
+            }
+            for s in symbols
         ],
         "incidentReports": [],
         "datasets": {
@@ -115,48 +130,131 @@ class SyntheticSource(Source):
         spec = self.catalog.get(exchange)
         if spec is None:
             return None
+        until = self._until()
+        # Like the real API: an active symbol's availableTo is exportedUntil; a delisted one's is its last day.
         symbols = [
             {
                 "id": s.id,
                 "type": s.type,
                 "availableSince": iso(s.available_since),
-                **({"availableTo": iso(s.available_to)} if s.available_to else {}),
+                "availableTo": iso(min(s.available_to, until) if s.available_to else until),
                 "dataTypes": list(s.data_types),
             }
             for s in spec.symbols
         ]
-        return _exchange_body(spec.id, spec.name, spec.available_since, self._until(), symbols)
+        native = {s.id: spec.native_symbol_id(s.id) for s in spec.symbols}
+        body = _exchange_body(spec.id, spec.name, spec.available_since, until, symbols, native)
+        # Grouped ids are dataset symbols only (not exchange instruments), each with its own dataTypes.
+        body["datasets"]["symbols"] += [
+            {
+                "id": group,
+                "type": GROUP_MEMBER_TYPE[group],
+                "availableSince": iso(spec.group_available_since(group)),
+                "availableTo": iso(until),
+                "dataTypes": list(GROUP_TYPES[group]),
+            }
+            for group in spec.groups
+        ]
+        return body
 
     def lookup(self, exchange: str, data_type: str, day: dt.date, symbol: str) -> Lookup:
         """Generate (once) and return the synthetic file of a dataset day."""
         spec = self.catalog.get(exchange)
         if spec is None:
             return Lookup(not_found=f"Unknown exchange '{exchange}'")
+        if symbol in spec.groups:
+            return self._lookup_group(spec, data_type, day, symbol)
         sym = spec.symbol(symbol)
         if sym is None:
-            return Lookup(not_found=f"Unknown symbol '{symbol}' for exchange '{exchange}'")
+            ids = ", ".join([*(s.id for s in spec.symbols), *spec.groups])
+            return Lookup(not_found=f"invalid symbol (must be one of {ids})", status=400)
         if data_type not in sym.data_types:
-            return Lookup(not_found=f"Data type '{data_type}' is not available for {exchange} {symbol}")
+            offered = ", ".join(sym.data_types)
+            return Lookup(
+                not_found=f"invalid data type '{data_type}' for {symbol} (must be one of {offered})",
+                status=400,
+            )
         if day >= self._until():
             return Lookup(not_found=f"{day:%Y-%m-%d} has not been exported yet")
         outside = day < sym.available_since or (sym.available_to is not None and day >= sym.available_to)
         if outside or day in self.empty_days:
             return Lookup(path=self._empty_file())
-        path = (
+        return Lookup(path=self._generated(exchange, data_type, day, symbol))
+
+    def _cached_path(self, exchange: str, data_type: str, day: dt.date, symbol: str) -> Path:
+        return (
             self.cache_dir
             / f"v{GENERATOR_VERSION}-s{self.scale}"
             / exchange
             / data_type
             / f"{day:%Y-%m-%d}_{sanitize_for_file_name(symbol)}.csv.gz"
         )
+
+    def _generated(self, exchange: str, data_type: str, day: dt.date, symbol: str) -> Path:
+        """The cached file of one instrument's day, generated (once, under a lock) on first use."""
+        path = self._cached_path(exchange, data_type, day, symbol)
+        if path.exists():
+            return path
+        with self._lock_for(path):
+            if not path.exists():
+                from tick_assets.emulator.synth import write_dataset
+
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_dataset(exchange, symbol, data_type, day, self.scale, path, self.compresslevel)
+        return path
+
+    def _lookup_group(self, spec: ExchangeSpec, data_type: str, day: dt.date, group: str) -> Lookup:
+        """A grouped day: every member instrument's rows in one file (the OPTIONS chain is generated whole)."""
+        if data_type not in GROUP_TYPES[group]:
+            offered = ", ".join(GROUP_TYPES[group])
+            return Lookup(
+                not_found=f"invalid data type '{data_type}' for {group} (must be one of {offered})",
+                status=400,
+            )
+        if day >= self._until():
+            return Lookup(not_found=f"{day:%Y-%m-%d} has not been exported yet")
+        if day < spec.group_available_since(group) or day in self.empty_days:
+            return Lookup(path=self._empty_file())
+        path = self._cached_path(spec.id, data_type, day, group)
+        if path.exists():
+            return Lookup(path=path)
+        from tick_assets.emulator import derived, groups
+
+        if group == "OPTIONS":
+            chain = self._options_chain(spec, day)
+            if data_type == "options_chain":
+                return Lookup(path=chain)
+            with self._lock_for(path):
+                if not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    derived.write_quotes_from_chain(chain, path, self.compresslevel)
+            return Lookup(path=path)
+        live = [
+            m
+            for m in spec.group_members(group)
+            if data_type in m.data_types
+            and m.available_since <= day
+            and (m.available_to is None or day < m.available_to)
+        ]
+        members = [self._generated(spec.id, data_type, day, m.id) for m in live]
+        with self._lock_for(path):
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                groups.write_grouped(members, data_type, path, self.compresslevel)
+        return Lookup(path=path)
+
+    def _options_chain(self, spec: ExchangeSpec, day: dt.date) -> Path:
+        path = self._cached_path(spec.id, "options_chain", day, "OPTIONS")
         if not path.exists():
             with self._lock_for(path):
                 if not path.exists():
-                    from tick_assets.emulator.synth import write_dataset
+                    from tick_assets.emulator.options_chain import write_options_chain
 
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    write_dataset(exchange, symbol, data_type, day, self.scale, path, self.compresslevel)
-        return Lookup(path=path)
+                    write_options_chain(
+                        spec.id, spec.options_underlying, day, self.scale, path, self.compresslevel
+                    )
+        return path
 
     def _lock_for(self, path: Path) -> threading.Lock:
         with self._locks_guard:
@@ -233,10 +331,16 @@ class FixtureSource(Source):
             return Lookup(not_found=f"Unknown exchange '{exchange}'")
         by_type = by_symbol.get(sanitize_for_file_name(symbol))
         if by_type is None:
-            return Lookup(not_found=f"Unknown symbol '{symbol}' for exchange '{exchange}'")
+            return Lookup(
+                not_found=f"invalid symbol (must be one of {', '.join(sorted(by_symbol))})", status=400
+            )
         files = by_type.get(data_type)
         if files is None:
-            return Lookup(not_found=f"Data type '{data_type}' is not available for {exchange} {symbol}")
+            offered = ", ".join(sorted(by_type))
+            return Lookup(
+                not_found=f"invalid data type '{data_type}' for {symbol} (must be one of {offered})",
+                status=400,
+            )
         path = files.get(day)
         if path is None:
             return Lookup(

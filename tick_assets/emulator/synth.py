@@ -4,14 +4,45 @@ The model (all numpy, no per-event Python loop):
 
 * ``scale`` book events spread over the UTC day with an intraday intensity profile. ``local_timestamp`` is
   strictly increasing; the exchange ``timestamp`` is ``local - latency`` floored to the millisecond and made
-  non-decreasing, so ``local_timestamp >= timestamp`` in every row.
-* Prices live on an integer tick grid. The best bid follows a random walk over "move" events, bridged so the
-  day ends where the next day opens (the opening price is a smooth function of the day number); the spread is
-  1-3 ticks. The visible book is 25 contiguous levels per side: bids ``b - k``, asks ``a + k``.
-* The amount of a level is a pure hash ``H(side, price, last_update_index)`` of the last "update" event at that
-  (side, price), so a level that leaves the window and comes back keeps its resting amount. Every data type
-  (snapshots, quotes, L2 diffs, trades at the touch, ticker, liquidations) is read off this one model, which
-  makes them mutually consistent: replaying ``incremental_book_L2`` reproduces ``book_snapshot_25`` exactly.
+  non-decreasing, so ``local_timestamp >= timestamp`` in every row. The latency is log-normal around a base per
+  exchange (a few ms for binance, tens of ms for bitmex) with a tail of slow messages.
+* Prices live on an integer tick grid. The best bid follows a random walk over "move" events (8% of events),
+  bridged so the day ends where the next day opens (the opening price is a smooth function of the day number);
+  most moves are one tick, a few sweep several levels and carry the day's volatility; the spread is 1-3 ticks.
+  The visible book is 25 contiguous levels per side: bids ``b - k``, asks ``a + k``.
+* The other events update one level (biased to the top). A "major" update replaces the resting size with a pure
+  hash ``H(side, price, major update index)`` (log-normal, some round sizes); a "minor" one nudges it by one
+  small order, a hash of its own index. So a level that leaves the window and comes back keeps its size, and
+  sizes drift by small amounts as in real books. Every data type (snapshots, quotes, L2 diffs, trades at the
+  touch, ticker, liquidations) is read off this one model, which makes them mutually consistent: replaying
+  ``incremental_book_L2`` reproduces ``book_snapshot_25`` exactly.
+* ``incremental_book_L2`` has what real files have: on about half of the days a few buffered update rows before
+  the first snapshot (readers must skip them), and on about 60% of the days one or two mid-day reconnects, where
+  the feed sends the whole book again as a group of ``is_snapshot=true`` rows sharing one ``local_timestamp``
+  instead of that event's changes (the book after it is the model's book, so it must replace the old one).
+* Trades come in bursts: fills of one taker order share the exchange timestamp and side and arrive µs apart;
+  sizes are log-normal over about three decades, with many one-lot and one-significant-digit sizes; numeric
+  trade ids are consecutive.
+
+Rows per day by data type, as a function of ``scale`` (book events per day), measured on 2024-03-01 for
+binance-futures BTCUSDT / deribit BTC-PERPETUAL / bitmex XBTUSD (the L2 ratio depends most on the symbol and the
+scale: a smaller day has fewer, larger price moves, and a move shifts the 25-level windows):
+
+=====================  ===============================  =======================================
+data type              rows per day                     binance-futures BTCUSDT, 20k / 500k / 5M
+=====================  ===============================  =======================================
+book_snapshot_25       0.91-0.98 x scale                19.2k / 472k / 4.8M
+book_snapshot_5        0.54-0.59 x scale                11.6k / 284k / 2.9M
+quotes                 0.20-0.22 x scale                4.4k / 105k / 1.05M
+incremental_book_L2    1.5-2.2 x scale                  44k / 873k / ~8M
+trades                 max(5, scale // 3)               6.7k / 167k / 1.67M
+derivative_ticker      max(24, scale // 10)             2k / 50k / 500k
+liquidations           max(3, scale // 200)             100 / 2.5k / 25k
+=====================  ===============================  =======================================
+
+A real-size book_snapshot_25 day (5M rows) is scale ~5.4M; an incremental_book_L2 day of 20M rows is scale
+~13.5M (see bench/synthetic_data.py, which measures both). Book data types are generated in chunks of
+``CHUNK_EVENTS`` events, so memory is the O(scale) model (about 60 bytes per event) plus one chunk.
 
 Prices and amounts are integers divided by a power of ten, so they print in shortest decimal form.
 """
@@ -39,13 +70,32 @@ BOOK_DEPTH = 25
 CHUNK_EVENTS = 100_000
 
 _ASK, _BID = 0, 1
-_P_MOVE = 0.15  # share of book events that move the best bid/ask; the rest update one level
+_P_MOVE = 0.08  # share of book events that move the best bid/ask; the rest update one level
 _SPREAD_P = (0.80, 0.15, 0.05)  # spread of 1, 2, 3 ticks
 _LEVEL_DECAY = 0.85  # updates hit level k with weight decay**k
 _DAILY_VOL = 0.015  # random-walk standard deviation over a day, as a fraction of the price
+_P_SWEEP = 0.08  # share of price moves that sweep several levels (the rest move one tick)
 _LEVEL_NOTIONAL = 25_000.0  # median resting size of a level, in USD
-_LEVEL_SIGMA = 1.0  # log-normal sigma of level sizes
-_TRADE_NOTIONAL = 2_500.0
+_LEVEL_SIGMA = 1.3  # log-normal sigma of level sizes
+_LEVEL_P_ROUND = 0.2  # share of level sizes with one significant digit (a single round order resting there)
+_P_MAJOR = 0.3  # share of level updates that replace the resting size; the rest nudge it (small orders)
+_MINOR_FRAC = 0.005  # median size of a nudge (one small order), as a fraction of the resting size
+_MINOR_SIGMA = 1.2  # log-normal sigma of nudge sizes
+_TRADE_NOTIONAL = 1_000.0  # median trade size, in USD
+_TRADE_SIGMA = 2.0  # log-normal sigma of trade sizes (real ones span about 3 decades)
+_TRADE_P_ONE, _TRADE_P_ROUND = 0.07, 0.3  # shares of one-lot and one-significant-digit trade sizes
+_TRADE_BURST_P = 0.45  # probability that a trade is another fill of the previous one's taker order
+_TRADE_FILL_GAP_US = 10.0  # mean receive gap between the fills of one order
+_TRADE_SIDE_FLIP = 0.3  # probability that a new taker order is on the other side than the last
+#: Typical collector latency per exchange (local_timestamp - timestamp), µs; log-normal jitter and a slow tail.
+_BASE_LATENCY_US = {"binance-futures": 5_000.0, "binance": 4_000.0, "deribit": 2_500.0, "bitmex": 40_000.0}
+_DEFAULT_LATENCY_US = 10_000.0
+_LATENCY_SIGMA = 0.25
+_LATENCY_SLOW_P = 0.03
+_RECONNECTS_P = (0.4, 0.5, 0.1)  # probability of 0, 1, 2 mid-day reconnects (a new L2 snapshot) in a day
+_RECONNECT_MIN_EVENTS = 200  # smaller days never reconnect
+_PRE_SNAPSHOT_P = 0.5  # probability that an L2 day starts with buffered updates before its first snapshot
+_PRE_SNAPSHOT_MAX_ROWS = 8
 _LIQ_NOTIONAL = 10_000.0
 _OPEN_INTEREST_NOTIONAL = 5e8
 _FUNDING_PERIOD_US = 8 * 3600 * 1_000_000
@@ -57,6 +107,7 @@ _MIX2 = _U64(0x94D049BB133111EB)
 _GOLDEN = _U64(0x9E3779B97F4A7C15)
 _MUL_J = _U64(0xD6E8FEB86659FD93)
 _MUL_SIDE = _U64(0xA0761D6478BD642F)
+_MUL_MINOR = _U64(0xE7037ED1A0B428DB)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -125,16 +176,52 @@ def _sorted_offsets(rng: np.random.Generator, n: int, lo: int, hi: int) -> np.nd
     return _strictly_increasing(raw)
 
 
-def _exchange_timestamps(rng: np.random.Generator, local: np.ndarray, t0: int) -> np.ndarray:
-    """Exchange timestamps: local minus a few ms of latency, floored to ms, non-decreasing, >= day start."""
-    latency = 300 + np.floor(rng.exponential(3_000.0, local.size)).astype(np.int64)
-    ts = np.maximum((local - latency) // 1000 * 1000, t0)
+def _latencies(rng: np.random.Generator, n: int, base_us: float) -> np.ndarray:
+    """Collector latencies in µs: log-normal around the exchange's base, with a heavy tail of slow messages."""
+    jitter = np.exp(_LATENCY_SIGMA * rng.standard_normal(n))
+    slow = np.where(rng.random(n) < _LATENCY_SLOW_P, rng.exponential(4.0 * base_us, n), 0.0)
+    return 200 + np.floor(base_us * jitter + slow).astype(np.int64)
+
+
+def _exchange_timestamps(
+    rng: np.random.Generator, local: np.ndarray, t0: int, base_latency_us: float
+) -> np.ndarray:
+    """Exchange timestamps: local minus a jittered latency, floored to ms, non-decreasing, >= day start."""
+    ts = np.maximum((local - _latencies(rng, local.size, base_latency_us)) // 1000 * 1000, t0)
     return np.maximum.accumulate(ts)
 
 
-def _lognormal_lots(rng: np.random.Generator, n: int, median: float, sigma: float) -> np.ndarray:
-    """Whole-lot sizes (>= 1) from a log-normal distribution."""
-    return np.maximum(1, np.rint(median * np.exp(sigma * rng.standard_normal(n)))).astype(np.int64)
+def _round_lots(lots: np.ndarray, u: np.ndarray, p_one: float, p_round: float) -> np.ndarray:
+    """Make some sizes round like people type them: u < p_one gives one lot, u < p_one + p_round one digit."""
+    lots = np.maximum(lots, 1)
+    unit = 10 ** np.floor(np.log10(lots.astype(np.float64))).astype(np.int64)
+    rounded = np.maximum(1, np.rint(lots / unit).astype(np.int64)) * unit
+    return np.where(u < p_one, 1, np.where(u < p_one + p_round, rounded, lots)).astype(np.int64)
+
+
+def _lognormal_lots(
+    rng: np.random.Generator, n: int, median: float, sigma: float, p_one: float = 0.0, p_round: float = 0.0
+) -> np.ndarray:
+    """Whole-lot sizes (>= 1) from a log-normal distribution, some of them rounded (see _round_lots)."""
+    lots = np.maximum(1, np.rint(median * np.exp(sigma * rng.standard_normal(n)))).astype(np.int64)
+    if p_one or p_round:
+        lots = _round_lots(lots, rng.random(n), p_one, p_round)
+    return lots
+
+
+def _price_steps(rng: np.random.Generator, m: int, sigma: float) -> np.ndarray:
+    """Steps of the best bid in ticks with standard deviation sigma: mostly one tick, sometimes a sweep.
+
+    Real books mostly tick up or down by one level; the daily range comes from rare large moves. When sigma is
+    large (few moves in a day), a share _P_SWEEP of the moves is normal with the variance the one-tick steps
+    leave over.
+    """
+    if sigma * sigma <= 1.5:
+        return np.rint(rng.normal(0.0, sigma, m)).astype(np.int64)
+    sweep = rng.random(m) < _P_SWEEP
+    big_sigma = math.sqrt((sigma * sigma - (1.0 - _P_SWEEP)) / _P_SWEEP)
+    one = np.where(rng.random(m) < 0.5, -1, 1)
+    return np.where(sweep, np.rint(rng.normal(0.0, big_sigma, m)), one).astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -209,6 +296,7 @@ class _Market:
         self.t0 = _day_start_us(day)
         self.salt = _U64(self.seed & 0xFFFF_FFFF_FFFF_FFFF)
         self.level_median = _median_lots(spec, _LEVEL_NOTIONAL)
+        self.latency_us = _BASE_LATENCY_US.get(exchange, _DEFAULT_LATENCY_US)
         rng = _rng(self.seed, 0)
         n = self.n = scale
 
@@ -218,7 +306,7 @@ class _Market:
         local[0] = self.t0 + first
         local[1:] = self.t0 + _sorted_offsets(rng, n - 1, first + 1, US_PER_DAY)
         self.local = local
-        self.ts = _exchange_timestamps(rng, local, self.t0)
+        self.ts = _exchange_timestamps(rng, local, self.t0, self.latency_us)
 
         # price moves: bridged random walk of the best bid from today's to tomorrow's open
         is_move = rng.random(n) < _P_MOVE
@@ -228,7 +316,7 @@ class _Market:
         b_next = _open_ticks(exchange, spec, day + dt.timedelta(days=1))
         spreads = rng.choice(3, size=m, p=_SPREAD_P).astype(np.int64) + 1
         sigma = max(0.7, _DAILY_VOL * b_open / math.sqrt(max(m, 1)))
-        steps = np.rint(rng.normal(0.0, sigma, m)).astype(np.int64)
+        steps = _price_steps(rng, m, sigma)
         walk = np.cumsum(steps)
         if m:
             drift = walk[-1] - (b_next - b_open)
@@ -250,6 +338,8 @@ class _Market:
         level = np.minimum(np.searchsorted(level_cdf, rng.random(n), side="right"), BOOK_DEPTH - 1)
         self.upd_side = np.where(is_upd, side, -1).astype(np.int8)
         self.upd_level = np.where(is_upd, level, 0).astype(np.int8)
+        # a major update replaces the resting size of its level; a minor one nudges it (see _level_lots)
+        self.upd_major = is_upd & (rng.random(n) < _P_MAJOR)
         rows = np.flatnonzero(is_upd)
         upd_price = np.where(
             self.upd_side[rows] == _ASK,
@@ -260,38 +350,95 @@ class _Market:
         self.prange = int(self.ask.max()) + BOOK_DEPTH - self.pmin + 1
         if 2 * self.prange * max(n, 1) >= 2**62:
             raise ValueError("price range too wide for the update index")
-        self.upd_keys = np.sort(self._key(self.upd_side[rows], upd_price) * n + rows)
-        for arr in (self.local, self.ts, self.bid, self.ask, self.is_move, self.upd_side, self.upd_level):
+        keys = self._key(self.upd_side[rows], upd_price) * n + rows
+        self.upd_keys = np.sort(keys)
+        self.major_keys = np.sort(keys[self.upd_major[rows]])
+        del keys, upd_price, rows
+        self.reconnects = self._reconnect_events()
+        arrays = (self.local, self.ts, self.bid, self.ask, self.is_move, self.upd_side, self.upd_level)
+        for arr in (*arrays, self.upd_major, self.reconnects):
             arr.setflags(write=False)
+
+    def _reconnect_events(self) -> np.ndarray:
+        """Events at which the L2 feed reconnects mid-day: 0-2 a day, each one at an event that moves the bid."""
+        rng = _rng(self.seed, 6)
+        count = int(np.searchsorted(np.cumsum(_RECONNECTS_P), rng.random(), side="right"))
+        if count == 0 or self.n < _RECONNECT_MIN_EVENTS:
+            return np.zeros(0, dtype=np.int64)
+        candidates = np.flatnonzero(self.bid[1:] != self.bid[:-1]) + 1  # the top 25 change there for sure
+        edges = np.linspace(0.1 * self.n, 0.9 * self.n, count + 1).astype(np.int64)
+        wanted = edges[:-1] + np.floor(rng.random(count) * (edges[1:] - edges[:-1])).astype(np.int64)
+        pos = np.searchsorted(candidates, wanted)
+        found = candidates[np.minimum(pos, max(candidates.size - 1, 0))] if candidates.size else wanted
+        ok = (pos < candidates.size) & (found < edges[1:])
+        return found[ok].astype(np.int64)
+
+    @functools.cached_property
+    def pre_snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Buffered L2 updates received before the day's first snapshot: (ts, local, side, price, lots)."""
+        rng = _rng(self.seed, 7)
+        count = 0 if rng.random() >= _PRE_SNAPSHOT_P else int(rng.integers(1, _PRE_SNAPSHOT_MAX_ROWS + 1))
+        lo, hi = self.t0 + 1_000, int(self.local[0])
+        groups = int(rng.integers(1, 4))
+        times = np.sort(lo + rng.choice(hi - lo, size=groups, replace=False).astype(np.int64))
+        local = times[np.sort(rng.integers(0, groups, count))]
+        ts = np.minimum(_exchange_timestamps(rng, local, self.t0, self.latency_us), int(self.ts[0]))
+        side = rng.integers(0, 2, count).astype(np.int8)
+        level = rng.integers(0, 10, count)
+        price = np.where(side == _ASK, int(self.ask[0]) + level, int(self.bid[0]) - level)
+        lots = _lognormal_lots(rng, count, self.level_median, _LEVEL_SIGMA)
+        lots = np.where(rng.random(count) < 0.2, 0, lots)  # some of them deletes
+        return ts, local, side, price.astype(np.int64), lots
 
     # -- level amounts ----------------------------------------------------------------------------------------
 
     def _key(self, side: np.ndarray | int, price: np.ndarray) -> np.ndarray:
         return np.asarray(side, dtype=np.int64) * self.prange + (price - self.pmin)
 
-    def _last_update(self, side: int, price: np.ndarray, event: np.ndarray) -> np.ndarray:
-        """Index of the last update at (side, price) with index <= event, or -1 (vectorized searchsorted)."""
+    def _last_update(self, keys: np.ndarray, side: int, price: np.ndarray, event: np.ndarray) -> np.ndarray:
+        """Index of the last update in `keys` at (side, price) with index <= event, or -1 (searchsorted)."""
         key = self._key(side, price)
         query = key * self.n + event
-        if self.upd_keys.size == 0:
+        if keys.size == 0:
             return np.full(np.broadcast(query).shape, -1, dtype=np.int64)
-        pos = np.searchsorted(self.upd_keys, query, side="right") - 1
-        found = self.upd_keys[np.maximum(pos, 0)]
+        pos = np.searchsorted(keys, query, side="right") - 1
+        found = keys[np.maximum(pos, 0)]
         ok = (pos >= 0) & (found // self.n == key)
         return np.where(ok, found % self.n, -1)
 
-    def _level_lots(self, side: np.ndarray | int, price: np.ndarray, last: np.ndarray) -> np.ndarray:
-        """H(side, price, last update index): a deterministic log-normal-ish size in whole lots (>= 1)."""
+    def _hash(
+        self, side: np.ndarray | int, price: np.ndarray, event: np.ndarray, mul: np.uint64
+    ) -> np.ndarray:
+        """64 well-mixed bits of (side, price, event) for this market."""
         x = _mix64(np.asarray(price).astype(np.uint64) * _GOLDEN ^ self.salt)
-        x = _mix64(
+        return _mix64(
             x
-            ^ (np.asarray(last + 1).astype(np.uint64) * _MUL_J)
+            ^ (np.asarray(event + 1).astype(np.uint64) * mul)
             ^ (np.asarray(side).astype(np.uint64) * _MUL_SIDE)
         )
+
+    def _level_lots(
+        self, side: np.ndarray | int, price: np.ndarray, last: np.ndarray, major: np.ndarray
+    ) -> np.ndarray:
+        """Size in whole lots (>= 1) of a level whose last update is `last` and last major update `major`.
+
+        The resting size is a pure hash H(side, price, major) (log-normal, some of them round); each minor
+        update after it nudges it by a hash of its own index, so a level's size drifts by small amounts.
+        """
+        x = self._hash(side, price, major, _MUL_J)
         mask = _U64(0xFFFF)
-        total = (x & mask) + ((x >> _U64(16)) & mask) + ((x >> _U64(32)) & mask) + (x >> _U64(48))
+        total = (x & mask) + ((x >> _U64(16)) & mask) + ((x >> _U64(32)) & mask) + ((x >> _U64(48)) & mask)
         z = (total.astype(np.float64) / 65536.0 - 2.0) * math.sqrt(3.0)  # Irwin-Hall(4) ~ N(0, 1)
-        return np.maximum(1.0, np.rint(self.level_median * np.exp(_LEVEL_SIGMA * z))).astype(np.int64)
+        base = np.maximum(1.0, np.rint(self.level_median * np.exp(_LEVEL_SIGMA * z))).astype(np.int64)
+        y = self._hash(side, price, major, _MUL_MINOR)
+        base = _round_lots(base, (y >> _U64(11)).astype(np.float64) / 2.0**53, 0.0, _LEVEL_P_ROUND)
+        # the nudge of a minor update: one small order (>= 1 lot) added or taken, from a hash of the update
+        m = self._hash(side, price, last, _MUL_MINOR)
+        total = (m & mask) + ((m >> _U64(16)) & mask) + ((m >> _U64(32)) & mask)
+        zm = (total.astype(np.float64) / 65536.0 - 1.5) * 2.0  # Irwin-Hall(3), sd 1
+        size = np.maximum(1.0, np.rint(_MINOR_FRAC * base * np.exp(_MINOR_SIGMA * zm))).astype(np.int64)
+        nudge = np.where((m >> _U64(63)) == _U64(1), -size, size)
+        return np.where(last != major, np.maximum(1, base + nudge), base)
 
     def book(self, start: int, stop: int, levels: int) -> _Book:
         """Top `levels` per side after each event in [start, stop)."""
@@ -305,6 +452,7 @@ class _Market:
         upd_rows = np.flatnonzero(np.asarray(self.upd_side[start:stop]) >= 0)
         upd_side = self.upd_side[start + upd_rows]
         upd_level = self.upd_level[start + upd_rows].astype(np.int64)
+        upd_major = self.upd_major[start + upd_rows]
         ks = np.arange(levels, dtype=np.int64)
         out = []
         for side, best, sign in ((_BID, bid, -1), (_ASK, ask, 1)):
@@ -312,11 +460,16 @@ class _Market:
             events = (start + full_rows)[:, None]
             value = np.zeros((m, levels), dtype=np.int64)
             source = np.full((m, levels), -1, dtype=np.int64)
-            value[full_rows] = self._level_lots(side, prices, self._last_update(side, prices, events))
+            last = self._last_update(self.upd_keys, side, prices, events)
+            major = self._last_update(self.major_keys, side, prices, events)
+            value[full_rows] = self._level_lots(side, prices, last, major)
+            del prices, events, last, major
             source[full_rows] = full_rows[:, None]
             sel = (upd_side == side) & (upd_level < levels)
             rows, lv = upd_rows[sel], upd_level[sel]
-            value[rows, lv] = self._level_lots(side, best[rows] + sign * lv, start + rows)
+            price, event = best[rows] + sign * lv, start + rows
+            major = np.where(upd_major[sel], event, self._last_update(self.major_keys, side, price, event))
+            value[rows, lv] = self._level_lots(side, price, event, major)
             source[rows, lv] = rows
             np.maximum.accumulate(source, axis=0, out=source)  # forward fill within each level column
             out.append(np.take_along_axis(value, source, axis=0))
@@ -330,15 +483,28 @@ class _Market:
 
     @functools.cached_property
     def trades(self) -> _Trades:
-        """Taker trades at the touch of the book in force."""
+        """Taker trades at the touch of the book in force, in bursts of fills of one taker order."""
         rng = _rng(self.seed, 1)
         count = max(5, self.scale // 3)
-        local = self.t0 + _sorted_offsets(rng, count, int(self.local[0] - self.t0), US_PER_DAY)
-        ts = _exchange_timestamps(rng, local, self.t0)
-        is_sell = rng.random(count) < 0.5
+        raw = self.t0 + _sorted_offsets(rng, count, int(self.local[0] - self.t0), US_PER_DAY)
+        # a fill continues the previous one's order: same exchange timestamp and side, received µs later
+        fill = rng.random(count) < _TRADE_BURST_P
+        fill[0] = False
+        order = np.cumsum(~fill) - 1
+        first = np.flatnonzero(~fill)
+        gaps = np.cumsum(np.where(fill, 1 + np.floor(rng.exponential(_TRADE_FILL_GAP_US, count)), 0))
+        gaps = gaps.astype(np.int64)
+        # min of two strictly increasing sequences: still strictly increasing, and never past the next order
+        local = np.minimum(raw[first][order] + gaps - gaps[first][order], raw)
+        order_ts = _exchange_timestamps(rng, local[first], self.t0, self.latency_us)
+        ts = order_ts[order]
+        flips = rng.random(first.size) < _TRADE_SIDE_FLIP
+        flips[0] = rng.random() < 0.5
+        is_sell = (np.cumsum(flips) % 2 == 1)[order]
         idx = self.book_index(local)
         price = np.where(is_sell, self.bid[idx], self.ask[idx])
-        lots = _lognormal_lots(rng, count, _median_lots(self.spec, _TRADE_NOTIONAL), 1.4)
+        median = _median_lots(self.spec, _TRADE_NOTIONAL)
+        lots = _lognormal_lots(rng, count, median, _TRADE_SIGMA, _TRADE_P_ONE, _TRADE_P_ROUND)
         return _Trades(local, ts, is_sell, price, lots)
 
 
@@ -375,9 +541,9 @@ def _amounts(lots: np.ndarray, spec: catalog.SymbolSpec) -> np.ndarray:
     return _decimal(lots * spec.lot_units, spec.amount_decimals)
 
 
-def _numeric_ids(rng: np.random.Generator, n: int, base: int) -> pa.Array:
-    """Strictly increasing integer ids (as strings) from a base, with occasional gaps."""
-    ids = base + np.cumsum(1 + (rng.random(n) < 0.08))
+def _numeric_ids(rng: np.random.Generator, n: int, base: int, gap_p: float = 0.08) -> pa.Array:
+    """Strictly increasing integer ids (as strings) from a base, with gaps at a rate (0: consecutive)."""
+    ids = base + np.cumsum(1 + (rng.random(n) < gap_p))
     return pa.array(ids, pa.int64()).cast(pa.string())
 
 
@@ -460,65 +626,87 @@ def _repeat_index(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, np.arange(owner.size) - first[owner]
 
 
+def _l2_table(
+    mk: _Market,
+    ts: np.ndarray,
+    local: np.ndarray,
+    snapshot: np.ndarray,
+    side: np.ndarray,
+    price: np.ndarray,
+    lots: np.ndarray,
+) -> pa.Table:
+    cols = _head(mk, ts, local)
+    cols += [
+        pa.array(snapshot, pa.bool_()),
+        _choice_str(side, ("ask", "bid")),
+        _prices(price, mk.spec),
+        _amounts(lots, mk.spec),
+    ]
+    return _table("incremental_book_L2", cols)
+
+
 def _iter_l2(mk: _Market, chunk: int) -> Iterator[pa.Table]:
-    """incremental_book_L2: the initial 50 levels as a snapshot, then per event the levels that changed."""
-    spec = mk.spec
+    """incremental_book_L2: buffered updates, the initial 50 levels as a snapshot, then the changed levels.
+
+    At a reconnect event the feed sends the whole book again as a snapshot group instead of its changes.
+    """
+    ts, local, side, price, lots = mk.pre_snapshot
+    if local.size:
+        yield _l2_table(mk, ts, local, np.zeros(local.size, dtype=bool), side, price, lots)
     depth = BOOK_DEPTH
     for lo in range(0, mk.n, chunk):
         hi = min(mk.n, lo + chunk)
         start = max(lo - 1, 0)
         book = mk.book(start, hi, depth)
-        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]] = []  # ev, side, price, lots
-        if lo == 0:
-            ks = np.arange(depth)
-            parts.append(
-                (
-                    np.zeros(2 * depth, dtype=np.int64),
-                    np.repeat(np.array([_ASK, _BID], dtype=np.int8), depth),
-                    np.concatenate([book.ask[0] + ks, book.bid[0] - ks]),
-                    np.concatenate([book.ask_lots[0], book.bid_lots[0]]),
-                    True,
-                )
-            )
-        # events 1.. of the range, compared with the event before
-        e = np.arange(1, hi - start)
+        # events of the range (from 1 unless it starts the day), compared with the event before
+        e = np.arange(0 if lo == 0 else 1, hi - start)
         g = start + e
+        prev = np.maximum(e - 1, 0)
+        snap = (g == 0) | np.isin(g, mk.reconnects)
         uside = np.asarray(mk.upd_side[g])
         ulevel = np.asarray(mk.upd_level[g]).astype(np.int64)
         is_upd = uside >= 0
         ul = np.where(is_upd, ulevel, 0)
         new_lots = np.where(uside == _ASK, book.ask_lots[e, ul], book.bid_lots[e, ul])
-        old_lots = np.where(uside == _ASK, book.ask_lots[e - 1, ul], book.bid_lots[e - 1, ul])
-        c_upd = (is_upd & (new_lots != old_lots)).astype(np.int64)
-        d_ask = book.ask[e] - book.ask[e - 1]
-        d_bid = book.bid[e] - book.bid[e - 1]
-        c_ask = np.minimum(np.abs(d_ask), depth)
-        c_bid = np.minimum(np.abs(d_bid), depth)
-        # categories in row order within an event: update, ask leave, ask enter, bid leave, bid enter
-        counts = [c_upd, c_ask, c_ask, c_bid, c_bid]
+        old_lots = np.where(uside == _ASK, book.ask_lots[prev, ul], book.bid_lots[prev, ul])
+        c_upd = (is_upd & (new_lots != old_lots) & ~snap).astype(np.int64)
+        d_ask = book.ask[e] - book.ask[prev]
+        d_bid = book.bid[e] - book.bid[prev]
+        c_ask = np.where(snap, 0, np.minimum(np.abs(d_ask), depth))
+        c_bid = np.where(snap, 0, np.minimum(np.abs(d_bid), depth))
+        c_snap = np.where(snap, 2 * depth, 0)
+        # categories in row order within an event: snapshot, update, ask leave, ask enter, bid leave, bid enter
+        counts = [c_snap, c_upd, c_ask, c_ask, c_bid, c_bid]
         total = sum(counts)
-        row0 = np.cumsum(total) - total
         n_rows = int(total.sum())
         out_ev = np.empty(n_rows, dtype=np.int64)
+        out_snap = np.zeros(n_rows, dtype=bool)
         out_side = np.empty(n_rows, dtype=np.int8)
         out_price = np.empty(n_rows, dtype=np.int64)
         out_lots = np.empty(n_rows, dtype=np.int64)
-        offset = row0.copy()
+        offset = np.cumsum(total) - total
         for cat, c in enumerate(counts):
             owner, j = _repeat_index(c)
             pos = offset[owner] + j
             offset += c
             ee = e[owner]
-            if cat == 0:
+            if cat == 0:  # the whole book: asks from the best, then bids from the best
+                is_ask = j < depth
+                side = np.where(is_ask, _ASK, _BID).astype(np.int8)
+                lv = j % depth
+                price = np.where(is_ask, book.ask[ee] + lv, book.bid[ee] - lv)
+                lots = np.where(is_ask, book.ask_lots[ee, lv], book.bid_lots[ee, lv])
+                out_snap[pos] = True
+            elif cat == 1:
                 side = uside[owner]
                 lv = ulevel[owner]
                 price = np.where(side == _ASK, book.ask[ee] + lv, book.bid[ee] - lv)
                 lots = new_lots[owner]
-            elif cat in (1, 2):  # ask side: window ask .. ask + 24
+            elif cat in (2, 3):  # ask side: window ask .. ask + 24
                 side = np.full(owner.size, _ASK, dtype=np.int8)
                 up = d_ask[owner] > 0
                 cc = c_ask[owner]
-                if cat == 1:  # leaving: old levels at the near end when moving up, far end when moving down
+                if cat == 2:  # leaving: old levels at the near end when moving up, far end when moving down
                     lv = np.where(up, 0, depth - cc) + j
                     price, lots = book.ask[ee - 1] + lv, np.zeros(owner.size, dtype=np.int64)
                 else:
@@ -528,7 +716,7 @@ def _iter_l2(mk: _Market, chunk: int) -> Iterator[pa.Table]:
                 side = np.full(owner.size, _BID, dtype=np.int8)
                 up = d_bid[owner] > 0
                 cc = c_bid[owner]
-                if cat == 3:
+                if cat == 4:
                     lv = np.where(up, depth - cc, 0) + j
                     price, lots = book.bid[ee - 1] - lv, np.zeros(owner.size, dtype=np.int64)
                 else:
@@ -538,17 +726,8 @@ def _iter_l2(mk: _Market, chunk: int) -> Iterator[pa.Table]:
             out_side[pos] = side
             out_price[pos] = price
             out_lots[pos] = lots
-        parts.append((out_ev, out_side, out_price, out_lots, False))
-        for ev_local, side, price, lots, snapshot in parts:
-            ev = start + ev_local
-            cols = _head(mk, mk.ts[ev], mk.local[ev])
-            cols += [
-                pa.repeat(pa.scalar(snapshot, pa.bool_()), ev.size),
-                _choice_str(side, ("ask", "bid")),
-                _prices(price, spec),
-                _amounts(lots, spec),
-            ]
-            yield _table("incremental_book_L2", cols)
+        ev = start + out_ev
+        yield _l2_table(mk, mk.ts[ev], mk.local[ev], out_snap, out_side, out_price, out_lots)
 
 
 def _trades_table(mk: _Market) -> pa.Table:
@@ -558,7 +737,7 @@ def _trades_table(mk: _Market) -> pa.Table:
     if mk.spec.trade_id_style == "uuid":
         ids = _uuid_ids(rng, n)
     else:
-        ids = _numeric_ids(rng, n, _id_base(mk, "trades"))
+        ids = _numeric_ids(rng, n, _id_base(mk, "trades"), 0.0)  # a venue's trade ids are consecutive
     cols = _head(mk, tr.ts, tr.local)
     cols += [
         ids,
@@ -587,7 +766,7 @@ def _derivative_ticker_table(mk: _Market) -> pa.Table:
     grid = (US_PER_DAY - lo) / n
     raw = lo + np.floor((np.arange(n) + 0.05 + 0.9 * rng.random(n)) * grid).astype(np.int64)
     local = mk.t0 + np.minimum(_strictly_increasing(raw), US_PER_DAY - 1)
-    ts = _exchange_timestamps(rng, local, mk.t0)
+    ts = _exchange_timestamps(rng, local, mk.t0, mk.latency_us)
     idx = mk.book_index(local)
     mid = (mk.bid[idx] + mk.ask[idx]) * spec.tick_units / (2 * 10**spec.price_decimals)
     # last price: the last trade at or before the ticker (the mid before the first trade), in half-units
@@ -630,7 +809,7 @@ def _liquidations_table(mk: _Market) -> pa.Table:
     rng = _rng(mk.seed, 4)
     n = max(3, mk.scale // 200)
     local = mk.t0 + _sorted_offsets(rng, n, int(mk.local[0] - mk.t0), US_PER_DAY)
-    ts = _exchange_timestamps(rng, local, mk.t0)
+    ts = _exchange_timestamps(rng, local, mk.t0, mk.latency_us)
     idx = mk.book_index(local)
     is_sell = rng.random(n) < 0.5  # sell: a long position was liquidated, below the bid
     bps = 2.0 + rng.exponential(6.0, n)
@@ -680,6 +859,10 @@ def iter_tables(
         return _iter_snapshots(mk, data_type, 5, chunk_events)
     if data_type == "quotes":
         return _iter_snapshots(mk, data_type, 1, chunk_events)
+    if data_type == "book_ticker":  # the exchange's own best bid/ask channel: the quotes on their own clock
+        from tick_assets.emulator.derived import book_ticker_tables
+
+        return book_ticker_tables(_iter_snapshots(mk, "quotes", 1, chunk_events))
     if data_type == "incremental_book_L2":
         return _iter_l2(mk, chunk_events)
     if data_type == "trades":

@@ -127,17 +127,18 @@ def _copy_sql(source: Path | None, target: Path, data_type: str, options: Conver
 
 
 def write_partition(
-    source: Path, dest: Path, data_type: str, options: ConversionOptions | None = None
+    source: Path | None, dest: Path, data_type: str, options: ConversionOptions | None = None
 ) -> PartitionWrite:
     """Convert a verified Tardis .csv.gz into the Parquet file `dest`, replacing any previous one atomically.
 
     The CSV is streamed (DuckDB read_csv -> COPY), so memory stays bounded by `options.memory_limit` whatever
-    the file size. An empty gzip (or a header-only CSV) gives an empty file with the full schema.
+    the file size. An empty gzip (or a header-only CSV), or no `source` at all (a data type Tardis does not
+    offer for the instrument), gives an empty file with the full schema.
     """
     options = options or ConversionOptions()
     started = time.perf_counter()
-    header = read_header(source)
-    if header is not None:
+    header = None if source is None else read_header(source)
+    if source is not None and header is not None:
         check_header(source, data_type, header)
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned_temps(dest.parent, TEMP_SUFFIX)
@@ -155,6 +156,7 @@ def write_partition(
             try:
                 con.execute(_copy_sql(None if header is None else source, tmp, data_type, options))
             except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+                assert source is not None  # an empty select always parses
                 raise CsvParseError(
                     f"{source.name}: a value does not parse as its {data_type} column type "
                     f"({str(exc).splitlines()[0]}). The download passed its gzip check, so Tardis served it like "

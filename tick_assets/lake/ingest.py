@@ -12,8 +12,7 @@ from pathlib import Path
 from tick_assets.lake.convert import ConversionOptions, PartitionWrite, write_partition
 from tick_assets.lake.layout import partition_file
 from tick_assets.tardis.client import DownloadResult, TardisClient
-from tick_assets.tardis.errors import TardisError
-from tick_assets.tardis.urls import validate_symbol
+from tick_assets.tardis.errors import NotOfferedError
 
 
 class Cancelled(Exception):
@@ -39,6 +38,9 @@ class DayResult:
     download: DownloadResult | None = None
     write: PartitionWrite | None = None
     error: Exception | None = None
+    #: Why Tardis has no such dataset (the data type is not in the symbol's datasets.symbols[].dataTypes):
+    #: the partition is an empty file that says so, not a failure that stays red for ever.
+    not_offered: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -54,13 +56,30 @@ def ingest_day(
     *,
     conversion_slot: threading.Semaphore | None = None,
     stop: threading.Event | None = None,
+    check_availability: bool = True,
 ) -> DayResult:
-    """Download one day (cache first) and write its partition; raises on failure, leaving the lake unchanged."""
+    """Download one day (cache first) and write its partition; raises on failure, leaving the lake unchanged.
+
+    A day whose verified file is in the cache needs no request at all; otherwise `check_availability` first
+    checks it against /v1/exchanges (a day Tardis does not have fails without a dataset request).
+    """
     stop = stop or threading.Event()
     if stop.is_set():
         raise Cancelled(f"{request.key or request.day}: cancelled before it started")
-    download = client.download(request.exchange, request.data_type, request.symbol, request.day, stop=stop)
     dest = partition_file(lake_root, request.data_type, request.exchange, request.symbol, request.day)
+    try:
+        download = client.download(
+            request.exchange,
+            request.data_type,
+            request.symbol,
+            request.day,
+            check_availability=check_availability,
+            stop=stop,
+        )
+    except NotOfferedError as exc:
+        return DayResult(
+            request, write=write_partition(None, dest, request.data_type, options), not_offered=str(exc)
+        )
     with conversion_slot or threading.Semaphore():
         if stop.is_set():
             raise Cancelled(
@@ -68,27 +87,6 @@ def ingest_day(
             )
         write = write_partition(download.path, dest, request.data_type, options)
     return DayResult(request, download, write)
-
-
-def _availability_errors(client: TardisClient, requests: Sequence[DayRequest]) -> dict[int, Exception]:
-    """Check every day against /v1/exchanges metadata first, so unavailable days fail before any download."""
-    errors: dict[int, Exception] = {}
-    details: dict[str, object] = {}
-    for i, req in enumerate(requests):
-        if req.exchange not in details:
-            try:
-                details[req.exchange] = client.exchange_details(req.exchange)
-            except TardisError as exc:
-                details[req.exchange] = exc
-        found = details[req.exchange]
-        if isinstance(found, Exception):
-            errors[i] = found
-            continue
-        try:
-            found.check_day(req.data_type, validate_symbol(req.symbol), req.day)  # type: ignore[attr-defined]
-        except TardisError as exc:
-            errors[i] = exc
-    return errors
 
 
 def ingest_days(
@@ -104,25 +102,27 @@ def ingest_days(
 ) -> list[DayResult]:
     """Produce many partitions concurrently (downloads paced by the client's shared limiter).
 
-    Days outside Tardis's availability fail at once without a request; every other day is attempted even if
-    some fail, and each result says what happened. Results come back in request order; `on_result` is called
-    in the caller's thread as each one finishes.
+    Cached days need no network; a day outside Tardis's availability fails without a dataset request; every
+    day is attempted even if some fail, and each result says what happened. Results come back in request
+    order; `on_result` is called in the caller's thread as each one finishes.
     """
     results: list[DayResult | None] = [None] * len(requests)
-    failed_early = _availability_errors(client, requests) if check_availability else {}
-    for i, exc in failed_early.items():
-        results[i] = DayResult(requests[i], error=exc)
-        if on_result:
-            on_result(results[i])
-    todo = [i for i in range(len(requests)) if i not in failed_early]
+    todo = list(range(len(requests)))
     if not todo:
-        return [r for r in results if r is not None]
+        return []
     slot, stop = threading.Semaphore(max(1, max_conversions)), threading.Event()
     pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(todo))))
     try:
         futures = {
             pool.submit(
-                ingest_day, client, lake_root, requests[i], options, conversion_slot=slot, stop=stop
+                ingest_day,
+                client,
+                lake_root,
+                requests[i],
+                options,
+                conversion_slot=slot,
+                stop=stop,
+                check_availability=check_availability,
             ): i
             for i in todo
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -76,6 +77,18 @@ class DownloadResult:
     attempts: int
     seconds: float
     limiter_wait_seconds: float
+    #: The server's `x-md5` header (None when it sent none, and for cache hits).
+    server_md5: str | None = None
+    #: MD5 of the bytes received (None for cache hits).
+    md5: str | None = None
+
+    @property
+    def md5_matches(self) -> bool | None:
+        """Whether x-md5 equals the received bytes' MD5 (None without x-md5). Tardis says it may differ for
+        files uploaded in chunks, so a mismatch is reported, never a failure: size and gzip decode decide."""
+        if self.server_md5 is None or self.md5 is None:
+            return None
+        return self.server_md5.strip().strip('"').lower() == self.md5
 
     @property
     def empty(self) -> bool:
@@ -112,6 +125,16 @@ class _Attempt:
 
     attempts: int = 0
     limiter_wait: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """What one successful attempt stored: the verified file's sizes and its checksums."""
+
+    compressed_bytes: int
+    uncompressed_bytes: int
+    md5: str
+    server_md5: str | None
 
 
 def _raise_if_stopped(stop: threading.Event | None, url: str) -> None:
@@ -160,6 +183,7 @@ class TardisClient:
         self._sleep = sleep
         self._rng = random.Random()
         self._metadata: dict[str, tuple[float, ExchangeDetails]] = {}
+        self._metadata_lock = threading.Lock()  # concurrent downloads fetch an exchange's metadata once
         self._session = requests.Session()
         self._in_flight: set[requests.Response] = set()
         self._in_flight_lock = threading.Lock()
@@ -244,7 +268,7 @@ class TardisClient:
             url,
             counters,
             lambda attempt_url: self._fetch_to_file(attempt_url, path, stop),
-            on_auth=lambda: self._auth_message(url, ds.day),
+            on_auth=lambda status: self._auth_message(url, ds.day, status),
             stop=stop,
         )
         return DownloadResult(
@@ -256,9 +280,11 @@ class TardisClient:
             attempts=counters.attempts,
             seconds=time.monotonic() - started,
             limiter_wait_seconds=counters.limiter_wait,
+            server_md5=info.server_md5,
+            md5=info.md5,
         )
 
-    def _fetch_to_file(self, url: str, path: Path, stop: threading.Event | None = None):
+    def _fetch_to_file(self, url: str, path: Path, stop: threading.Event | None = None) -> _Fetched:
         tmp = owned_temp(path, UNCONFIRMED_SUFFIX)
         try:
             with (
@@ -269,8 +295,10 @@ class TardisClient:
             ):
                 _raise_if_stopped(stop, url)  # stopped while connecting: abort_in_flight() missed this one
                 self._raise_for_status(resp, url)
+                # The CDN labels the same gzip bytes either `Content-Type: text/csv` or `Content-Encoding: gzip`;
+                # the body is read undecoded, so Content-Length counts the bytes written under both.
                 expected = resp.headers.get("Content-Length")
-                encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
+                digest = hashlib.md5(usedforsecurity=False)
                 written = 0
                 deadline = time.monotonic() + self.attempt_timeout
                 with open(tmp, "wb") as out:
@@ -283,12 +311,13 @@ class TardisClient:
                         if written == 0 and not has_gzip_magic(chunk):
                             raise errors.BadContentError(self._bad_content_message(url, resp, chunk))
                         out.write(chunk)
+                        digest.update(chunk)
                         written += len(chunk)
                     out.flush()
                     os.fsync(out.fileno())
                 if written == 0:
                     raise errors.TransientError(f"{url}: empty response body (not even an empty gzip)")
-                if expected is not None and not encoded and int(expected) != written:
+                if expected is not None and expected.isdigit() and int(expected) != written:
                     raise errors.TransientError(f"{url}: got {written} of {expected} bytes (Content-Length)")
             try:
                 info = verify_gzip(tmp)
@@ -296,7 +325,9 @@ class TardisClient:
                 raise errors.TransientError(f"{url}: {exc}") from None
             os.replace(tmp, path)
             fsync_path(path.parent)
-            return info
+            return _Fetched(
+                info.compressed_bytes, info.uncompressed_bytes, digest.hexdigest(), resp.headers.get("x-md5")
+            )
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -338,6 +369,10 @@ class TardisClient:
     def exchange_details(self, exchange: str, *, refresh: bool = False) -> ExchangeDetails:
         """Return /v1/exchanges/{exchange}, cached in memory and on disk for `metadata_ttl_seconds`."""
         exchange = validate_exchange(exchange)
+        with self._metadata_lock:
+            return self._exchange_details(exchange, refresh)
+
+    def _exchange_details(self, exchange: str, refresh: bool) -> ExchangeDetails:
         now = time.time()
         cached = self._metadata.get(exchange)
         if cached and not refresh and now - cached[0] < self.metadata_ttl_seconds:
@@ -385,30 +420,36 @@ class TardisClient:
         url: str,
         counters: _Attempt,
         fetch: Callable[[str], T],
-        on_auth: Callable[[], str] | None,
+        on_auth: Callable[[int], str] | None,
         stop: threading.Event | None = None,
     ) -> T:
         last_error: Exception | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
             _raise_if_stopped(stop, url)
             counters.attempts = attempt
-            # Like the official clients: from the 2nd attempt a cache-busting query defeats a CDN that
-            # cached a bad answer.
-            attempt_url = url if attempt == 1 else f"{url}?retryAttempt={attempt - 1}"
+            # Like the official clients: from the 2nd attempt a dataset URL carries a cache-busting query that
+            # defeats a CDN which cached a bad answer (metadata URLs never do).
+            attempt_url = (
+                url if attempt == 1 or not url.endswith(".gz") else f"{url}?retryAttempt={attempt - 1}"
+            )
             permit: Permit = self.limiter.acquire()
             counters.limiter_wait += permit.waited_seconds
             throttled, pause = False, 0.0
             try:
                 return fetch(attempt_url)
-            except errors.TardisHTTPError as exc:
-                if on_auth and exc.status == 401:
-                    raise errors.UnauthorizedError(401, url, on_auth()) from None
+            except (errors.UnauthorizedError, errors.ForbiddenError) as exc:
+                if on_auth is not None:
+                    raise type(exc)(exc.status, url, on_auth(exc.status)) from None
                 raise
             except errors.TransientError as exc:
                 last_error = exc
                 throttled = exc.throttled
                 if throttled:
-                    pause = exc.retry_after if exc.retry_after is not None else self.retry.throttle_delay
+                    pause = (
+                        exc.retry_after
+                        if exc.retry_after is not None
+                        else self.retry.throttle_pause(attempt, self._rng)
+                    )
             except errors.TardisError:
                 raise
             except _NETWORK_ERRORS as exc:
@@ -421,7 +462,7 @@ class TardisClient:
                 # The shared pause makes every worker wait in acquire(); add jitter so they do not stampede.
                 delay = self._rng.uniform(0, min(1.0, pause / 10 + 0.05))
             else:
-                delay = self.retry.backoff(attempt, self._rng)
+                delay = self.retry.backoff(attempt, self._rng, status=getattr(last_error, "status", None))
                 retry_after = getattr(last_error, "retry_after", None)
                 if retry_after is not None:
                     delay = max(delay, retry_after)
@@ -447,46 +488,73 @@ class TardisClient:
         status = resp.status_code
         if status == 200:
             return
-        body = resp.text[:500] if status < 500 else ""
+        body = self._redact(_error_text(resp, status)) if status < 500 else ""
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         if retry_after is not None:
             retry_after = min(retry_after, self.retry.max_retry_after)
         if status == 429:
-            raise errors.TransientError(f"{url}: HTTP 429 Too Many Requests", retry_after, throttled=True)
-        if status >= 500:
-            raise errors.TransientError(f"{url}: HTTP {status}", retry_after)
+            raise errors.TransientError(
+                f"{url}: HTTP 429 Too Many Requests", retry_after, throttled=True, status=status
+            )
         if status == 400:
-            if "ISO 8601 format" in body:  # known spurious Cloudflare 400, retried by the official clients
-                raise errors.TransientError(f"{url}: HTTP 400 (spurious 'ISO 8601 format')")
-            raise errors.BadRequestError(400, url, f"{url}: HTTP 400 Bad Request: {body.strip()[:200]}")
+            # The CDN bug that drops query strings; the official clients retry it.
+            if "ISO 8601 format" in body:
+                raise errors.TransientError(f"{url}: HTTP 400 (spurious 'ISO 8601 format')", status=status)
+            raise errors.BadRequestError(
+                400,
+                url,
+                f"{url}: HTTP 400 Bad Request: {body or 'no message'}. Tardis refuses this exchange, data type, "
+                "symbol or date: check datasets.symbols[].id and dataTypes at "
+                "https://api.tardis.dev/v1/exchanges/<exchange>.",
+            )
         if status == 401:
-            raise errors.UnauthorizedError(401, url, f"{url}: HTTP 401 Unauthorized")
+            raise errors.UnauthorizedError(401, url, f"{url}: HTTP 401 Unauthorized: {body}")
         if status == 403:
             raise errors.ForbiddenError(
                 403,
                 url,
-                f"{url}: HTTP 403 Forbidden: the key has no access to this exchange or period, or unauthenticated "
-                "requests are being rate limited. Check the subscription of TARDIS_API_KEY.",
+                f"{url}: HTTP 403 Forbidden ({body or 'no message'}): the key has no access to this exchange or "
+                "period, or unauthenticated requests are being rate limited. Check the subscription of "
+                "TARDIS_API_KEY.",
             )
         if status == 404:
             raise errors.NotFoundError(
                 404,
                 url,
-                f"{url}: HTTP 404 Not Found ({body.strip()[:120] or 'no such file'}): the exchange, data type or "
+                f"{url}: HTTP 404 Not Found ({body or 'no such file'}): the exchange, data type or "
                 "symbol does not exist, or Tardis has no file for this day. Check them and the symbol's "
                 "availableSince/availableTo at https://api.tardis.dev/v1/exchanges/<exchange> (datasets.symbols).",
             )
-        raise errors.TardisHTTPError(status, url, f"{url}: HTTP {status}: {body.strip()[:200]}")
+        # Every other non-200 is retried, like the official clients (5xx, 408, 425, CDN oddities ...).
+        raise errors.TransientError(
+            f"{url}: HTTP {status}{': ' + body if body else ''}", retry_after, status=status
+        )
 
-    def _auth_message(self, url: str, day: dt.date) -> str:
+    def _auth_message(self, url: str, day: dt.date, status: int) -> str:
         if not self._api_key and day.day != 1:
             return (
-                f"{url}: HTTP 401: {day:%Y-%m-%d} needs an API key; without one only the first day of each month "
-                "is free. Set TARDIS_API_KEY to your Tardis.dev key, or pick a first-of-month day."
+                f"{url}: HTTP {status}: {day:%Y-%m-%d} needs an API key; without one only the first day of each "
+                "month is free. Set TARDIS_API_KEY to your Tardis.dev key, or pick a first-of-month day."
             )
         if not self._api_key:
-            return f"{url}: HTTP 401 Unauthorized without an API key. Set TARDIS_API_KEY."
+            return (
+                f"{url}: HTTP {status} without an API key on a free first-of-month day: Tardis limits keyless "
+                "downloads. Set TARDIS_API_KEY, or retry later."
+            )
         return (
-            f"{url}: HTTP 401 Unauthorized: TARDIS_API_KEY was rejected (wrong, expired, or without access to "
+            f"{url}: HTTP {status}: TARDIS_API_KEY was rejected (wrong, expired, or without access to "
             "this exchange or date). Check the key and its subscription."
         )
+
+
+def _error_text(resp: requests.Response, status: int) -> str:
+    """The message of an error body: the JSON `message` (with a `code` other than the status) if any, else the text."""
+    text = resp.text[:500].strip()
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(payload, dict) and payload.get("message"):
+        code = payload.get("code")
+        return f"{payload['message']}" + (f" (code {code})" if code not in (None, status) else "")
+    return text

@@ -18,6 +18,14 @@ class UnavailableError(TardisError):
     """The requested day lies outside what Tardis has (symbol lifetime or export horizon)."""
 
 
+class NotExportedYetError(UnavailableError):
+    """The day is after datasets.exportedUntil: Tardis has not published it yet (retry later)."""
+
+
+class NotOfferedError(UnavailableError):
+    """Tardis does not offer this data type for this symbol (datasets.symbols[].dataTypes)."""
+
+
 class TardisHTTPError(TardisError):
     """The server answered with an error status."""
 
@@ -52,10 +60,18 @@ class TransientError(TardisError):
 
     retryable = True
 
-    def __init__(self, message: str, retry_after: float | None = None, throttled: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        throttled: bool = False,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.throttled = throttled
+        #: The HTTP status when the server answered (500 doubles the backoff), else None.
+        self.status = status
 
 
 class CancelledError(TardisError):

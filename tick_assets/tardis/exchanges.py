@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from tick_assets.tardis.errors import UnavailableError
+from tick_assets.tardis.errors import NotExportedYetError, NotOfferedError, UnavailableError
 
 
 def parse_iso(value: str | None) -> dt.datetime | None:
@@ -80,8 +80,26 @@ class ExchangeDetails:
             return None
         return (self.exported_until - dt.timedelta(days=1)).date()
 
+    def last_available_day(self, symbol: str) -> dt.date | None:
+        """The last whole UTC day downloadable for `symbol`: before both its availableTo and exportedUntil."""
+        entry = self.symbols.get(symbol)
+        ends = [e for e in (self.exported_until, entry.available_to if entry else None) if e is not None]
+        if entry is None or not ends:
+            return None
+        return (min(ends) - dt.timedelta(microseconds=1)).date()
+
+    def offers(self, data_type: str, symbol: str) -> bool:
+        """Whether datasets.symbols lists `symbol` with `data_type`."""
+        entry = self.symbols.get(symbol)
+        return entry is not None and data_type in entry.data_types
+
     def check_day(self, data_type: str, symbol: str, day: dt.date) -> None:
-        """Raise UnavailableError unless `symbol` has `data_type` for the whole UTC `day`."""
+        """Raise UnavailableError unless `symbol` has `data_type` for the whole UTC `day`.
+
+        The real API gives an active symbol an availableTo equal to exportedUntil, so a day at or after
+        availableTo is "not exported yet" when availableTo is the export horizon, and "delisted" only when the
+        symbol's data ends before it.
+        """
         where = f"{self.id} {data_type} {symbol} {day:%Y-%m-%d}"
         entry = self.symbols.get(symbol)
         if entry is None:
@@ -91,8 +109,9 @@ class ExchangeDetails:
                 f"Use one of datasets.symbols[].id from /v1/exchanges/{self.id} (e.g. {known})."
             )
         if data_type not in entry.data_types:
-            raise UnavailableError(
-                f"{where}: {symbol} has no {data_type!r} dataset; it offers {', '.join(entry.data_types)}."
+            raise NotOfferedError(
+                f"{where}: Tardis does not offer {data_type!r} for {symbol}; it offers "
+                f"{', '.join(entry.data_types)} (datasets.symbols[].dataTypes of /v1/exchanges/{self.id})."
             )
         start = day_start(day)
         if entry.available_since and start < entry.available_since.replace(
@@ -102,12 +121,16 @@ class ExchangeDetails:
                 f"{where}: before the symbol's availableSince {entry.available_since:%Y-%m-%d}. "
                 "Start the partition range on or after that day."
             )
-        if entry.available_to and start >= entry.available_to:
+        horizon = self.exported_until
+        delisted = entry.available_to is not None and (horizon is None or entry.available_to < horizon)
+        if delisted and start >= entry.available_to:  # type: ignore[operator]
+            last = (entry.available_to - dt.timedelta(microseconds=1)).date()  # type: ignore[operator]
             raise UnavailableError(
-                f"{where}: after the symbol's availableTo {entry.available_to:%Y-%m-%d} (delisted or expired)."
+                f"{where}: {symbol} was delisted or expired: its data ends on {last:%Y-%m-%d} "
+                f"(availableTo {entry.available_to:%Y-%m-%d}, before exportedUntil). Pick earlier days."
             )
-        if self.exported_until and start + dt.timedelta(days=1) > self.exported_until:
-            raise UnavailableError(
-                f"{where}: not exported yet; Tardis has exported up to {self.exported_until:%Y-%m-%d %H:%M} UTC "
-                "(datasets.exportedUntil). A day is usually published around 06:00 UTC the next day; retry later."
+        if horizon is not None and start + dt.timedelta(days=1) > horizon:
+            raise NotExportedYetError(
+                f"{where}: not exported yet: Tardis publishes day {day:%Y-%m-%d} around 06:00 UTC on "
+                f"{day + dt.timedelta(days=1):%Y-%m-%d}, retry later (exportedUntil {horizon:%Y-%m-%d %H:%M} UTC)."
             )
