@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from tick_assets import settings
+from tick_assets.assets.offered import NOT_OFFERED
 from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
 from tick_assets.localstack import DagsterStack, backfill_progress
 from tick_assets.progress import StatusLine
@@ -39,6 +40,8 @@ class DemoResult:
     runs: int
     partitions: dict[str, int] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
+    #: Partitions per asset whose data type Tardis does not offer for the instrument (empty by design).
+    not_offered: dict[str, int] = field(default_factory=dict)
     expected_partitions: int = 0
     home: Path = Path()
     data_dir: Path = Path()
@@ -80,24 +83,28 @@ def _asset_paths(stack: DagsterStack) -> list[list[str]]:
 
 def _row_counts(
     stack: DagsterStack, paths: list[list[str]], keys: list[str]
-) -> tuple[dict[str, int], dict[str, int]]:
+) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Per asset: partitions materialized, their rows, and how many of them Tardis does not offer."""
     query = """
     query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
       assetMaterializations(limit: 10000) { partition metadataEntries {
         label ... on IntMetadataEntry { intValue } } } } } }
     """
-    partitions, rows = {}, {}
+    partitions, rows, not_offered = {}, {}, {}
     for path in paths:
         events = stack.graphql(query, {"key": {"path": path}})["assetOrError"]["assetMaterializations"]
-        latest: dict[str, int] = {}
+        latest: dict[str, tuple[int, bool]] = {}
         for event in reversed(events):  # oldest first: the newest materialization of a partition wins
             if event["partition"] not in keys:  # an earlier demo's days, kept in the same instance
                 continue
-            counts = [e["intValue"] for e in event["metadataEntries"] if e["label"] == "dagster/row_count"]
-            latest[event["partition"]] = counts[0] if counts else 0
+            entries = event["metadataEntries"]
+            counts = [e["intValue"] for e in entries if e["label"] == "dagster/row_count"]
+            offered = all(e["label"] != NOT_OFFERED for e in entries)
+            latest[event["partition"]] = (counts[0] if counts else 0, offered)
         name = "/".join(path)
-        partitions[name], rows[name] = len(latest), sum(latest.values())
-    return partitions, rows
+        partitions[name], rows[name] = len(latest), sum(n for n, _ in latest.values())
+        not_offered[name] = sum(not offered for _, offered in latest.values())
+    return partitions, rows, not_offered
 
 
 def _wait_for_views(stack: DagsterStack, after: float, timeout: float = 180.0) -> bool:
@@ -179,13 +186,14 @@ def run_demo(
             state = _wait(stack, backfill_id, progress)
             say("waiting for the automation to refresh warehouse/raw_views ...")
             views = _wait_for_views(stack, after=launched)
-            partitions, rows = _row_counts(stack, paths, keys)
+            partitions, rows, not_offered = _row_counts(stack, paths, keys)
             result = DemoResult(
                 seconds=time.monotonic() - started,
                 backfill_status=state["status"],
                 runs=len(state["runs"]),
                 partitions=partitions,
                 rows=rows,
+                not_offered=not_offered,
                 expected_partitions=len(keys),
                 home=home,
                 data_dir=data_dir,
@@ -212,12 +220,16 @@ def summary(result: DemoResult, views_refreshed: bool, first_day: dt.date, instr
         "",
         f"backfill {result.backfill_status} in {result.runs} runs; {result.seconds:.0f} s since the start",
         "",
-        f"{'asset':<32} {'partitions':>10} {'rows':>12}",
+        f"{'asset':<32} {'partitions':>10} {'not offered':>12} {'rows':>12}",
     ]
     lines += [
-        f"{name:<32} {result.partitions[name]:>10} {result.rows[name]:>12,}"
+        f"{name:<32} {result.partitions[name]:>10} {result.not_offered.get(name, 0):>12} {result.rows[name]:>12,}"
         for name in sorted(result.partitions)
     ]
+    if any(result.not_offered.values()):
+        lines.append(
+            "(not offered: Tardis has no such dataset for that instrument; an empty partition that says so)"
+        )
     warehouse = result.data_dir / "warehouse.duckdb"
     query = (
         "SELECT instrument, date_trunc('hour', ts) AS hour, avg(mid) AS mid, avg(spread_bps) AS spread_bps, "

@@ -135,6 +135,7 @@ def test_ranged_run_writes_every_day_concurrently_with_per_partition_metadata(
         rows = served_rows(tmp_path, "binance-futures", "book_snapshot_25", day, "BTCUSDT")
         assert metas[f"{day}|{BTC}"]["dagster/row_count"] == rows > 0
         assert metas[f"{day}|{BTC}"]["source_url"].endswith(f"/{day.replace('-', '/')}/BTCUSDT.csv.gz")
+        assert metas[f"{day}|{BTC}"]["x_md5_matches"] is True and len(metas[f"{day}|{BTC}"]["x_md5"]) == 32
     # Six days, one run, downloads overlapping (the emulator saw more than one request at a time).
     assert emulator.stats["counts"]["dataset_requests"] == 6
     assert emulator.stats["max_concurrent_dataset_requests"] > 1
@@ -263,3 +264,17 @@ def test_missing_api_key_fails_with_what_to_do(instance, emulator, tmp_path, tra
     )
     assert not result.success
     assert "TARDIS_API_KEY" in result.failure_data_for_node("raw__trades").error.message
+
+
+def test_an_x_md5_mismatch_is_said_in_the_metadata_not_failed(
+    instance, start_emulator, tmp_path, trades
+) -> None:
+    server = start_emulator(md5_mode="chunked", header_style="content-encoding")
+    key = f"2024-01-03|{BTC}"
+    result = materialize(instance, [trades], partition_key=key, resources=resources(server, tmp_path))
+    assert result.success
+    meta = materializations(result)[key]
+    assert meta["x_md5_matches"] is False and "may not match files uploaded in chunks" in meta["x_md5_note"]
+    assert meta["dagster/row_count"] == served_rows(
+        tmp_path, "binance-futures", "trades", "2024-01-03", "BTCUSDT"
+    )

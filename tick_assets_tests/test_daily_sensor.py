@@ -6,6 +6,7 @@ import datetime as dt
 
 import dagster as dg
 import pytest
+import requests
 
 from tick_assets.assets.daily import build_daily_sensor, days_to_request
 from tick_assets.assets.partitions import build_partitions
@@ -70,3 +71,25 @@ def test_sensor_follows_exported_until_and_catches_up(start_emulator, tmp_path) 
         sensor, start_emulator(exported_until=D(2024, 1, 7)), instance, cursor, tmp_path
     )
     assert requested == [f"{d}|{i}" for d in ("2024-01-05", "2024-01-06") for i in instruments]
+
+
+def test_sensor_stops_at_an_expired_symbols_last_day_on_the_real_metadata_shape(
+    start_emulator, tmp_path
+) -> None:
+    # The real API: an active symbol's availableTo equals exportedUntil; an expired future's ends earlier.
+    instruments = ["deribit:BTC-PERPETUAL", "deribit:BTC-29MAR24"]
+    partitions = build_partitions("2024-03-01", instruments)
+    sensor = build_daily_sensor([build_raw_asset("trades", partitions)], partitions)
+    server = start_emulator(exported_until=D(2024, 4, 2))
+    body = requests.get(f"{server.api_url}/exchanges/deribit", timeout=5).json()
+    ends = {s["id"]: s["availableTo"] for s in body["datasets"]["symbols"]}
+    assert ends["BTC-PERPETUAL"] == body["datasets"]["exportedUntil"] == "2024-04-02T00:00:00.000Z"
+    assert ends["BTC-29MAR24"] == "2024-03-30T00:00:00.000Z"
+    cursor = '{"deribit:BTC-29MAR24": "2024-03-27", "deribit:BTC-PERPETUAL": "2024-03-30"}'
+    requested, _, _ = _tick(sensor, server, dg.DagsterInstance.ephemeral(), cursor, tmp_path)
+    assert requested == [
+        "2024-03-28|deribit:BTC-29MAR24",
+        "2024-03-29|deribit:BTC-29MAR24",  # its last day: nothing after the expiry
+        "2024-03-31|deribit:BTC-PERPETUAL",
+        "2024-04-01|deribit:BTC-PERPETUAL",
+    ]

@@ -68,6 +68,8 @@ def test_a_mixed_list_backfills_every_asset_green(synth_cache, tmp_path) -> None
                     meta = record.asset_materialization.metadata
                     reason = meta.get("not_offered_by_tardis")
                     table.append((key.to_user_string(), instrument, meta["dagster/row_count"].value, reason))
+                    if key.path[0] == "features":  # its grid exists, empty, and says why
+                        assert (reason is not None) == (instrument == "deribit:OPTIONS"), (key, instrument)
                     if key.path[0] != "raw":
                         continue
                     data_type = key.path[1]

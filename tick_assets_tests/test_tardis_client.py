@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import logging
 import threading
 import time
@@ -325,7 +326,7 @@ def test_x_md5_is_recorded_and_a_mismatch_is_reported_not_fatal(start_emulator, 
             result = c.download("deribit", "trades", "BTC-PERPETUAL", DAY)
         assert result.md5_matches is matches, md5_mode
         assert (result.server_md5 is None) == (md5_mode == "none")
-        assert result.md5 == __import__("hashlib").md5(result.path.read_bytes()).hexdigest()
+        assert result.md5 == hashlib.md5(result.path.read_bytes()).hexdigest()
         assert result.compressed_bytes == result.path.stat().st_size
 
 

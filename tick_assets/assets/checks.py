@@ -14,6 +14,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from dagster_duckdb import DuckDBResource
 
 from tick_assets.assets.metadata import figures as rounded_figures
+from tick_assets.assets.offered import NOT_OFFERED, latest_materialization, not_offered_reason
 from tick_assets.assets.partitions import day_slices
 from tick_assets.assets.resources import DUCKDB_POOL, FeatureSettings, LakeResource
 from tick_assets.features import quality
@@ -38,21 +39,13 @@ class _Checked:
 
 def _latest(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, partition: str) -> _Checked:
     """The latest materialization of `partition`: the one a check of it verifies."""
-    latest = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
-    ).records
-    if not latest:
+    record = latest_materialization(context.instance, asset_key, partition)
+    if record is None:
         return _Checked(None)
-    record = latest[0]
     target = TargetMaterialization(
         run_id=record.run_id, storage_id=record.storage_id, timestamp=record.timestamp
     )
-    reason = (
-        record.asset_materialization.metadata.get("not_offered_by_tardis")
-        if record.asset_materialization
-        else None
-    )
-    return _Checked(target, None if reason is None else str(reason.value))
+    return _Checked(target, not_offered_reason(record))
 
 
 def _target(
@@ -196,7 +189,7 @@ def _lake_checks(
                         True,
                         rule.severity,
                         rule.blocking,
-                        {"not_offered_by_tardis": True},
+                        {NOT_OFFERED: True},
                         f"not offered by Tardis, nothing to check: {c.not_offered}",
                     )
                     continue

@@ -7,6 +7,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from tick_assets.assets.metadata import figures
+from tick_assets.assets.offered import NOT_OFFERED, not_offered_upstream
 from tick_assets.assets.partitions import day_slices
 from tick_assets.assets.reporting import PartitionOutcome, report
 from tick_assets.assets.resources import DUCKDB_POOL, FeatureSettings, LakeResource
@@ -65,6 +66,8 @@ def _build_feature_asset(
         features: FeatureSettings,
     ) -> dg.MaterializeResult:
         outcomes = []
+        # An instrument Tardis has no such raw data for still gets its (empty) grid, marked as such.
+        not_offered = not_offered_upstream(context.instance, [upstream.key], context.partition_keys)
         Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
         with duckdb.get_connection() as con:
             writer = SliceWriter(con, FEATURES_SCHEMA, name)
@@ -87,6 +90,11 @@ def _build_feature_asset(
                         **{k: v for k, v in summary.items() if v is not None},
                     }
                 )
+                if key in not_offered:
+                    metadata = {
+                        NOT_OFFERED: f"empty grid, the upstream is not offered: {not_offered[key]}",
+                        **metadata,
+                    }
                 outcomes.append(PartitionOutcome(key, metadata))
         return report(context, partitions_def, code_version, outcomes)
 

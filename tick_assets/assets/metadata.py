@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 
+from tick_assets.assets.offered import NOT_OFFERED
 from tick_assets.lake import DayResult
 from tick_assets.lake.schema import PARTITION_COLUMNS, parquet_columns
 
@@ -105,6 +106,15 @@ def partition_metadata(result: DayResult) -> dict[str, Any]:
         "conversion_rows_per_second": round(write.rows_per_second),  # a count: an int
         "path": dg.MetadataValue.path(str(write.path)),
     }
+    if download.server_md5 is not None:
+        # Tardis: x-md5 may not match files uploaded in chunks; size and the gzip decode are what decide.
+        metadata["x_md5"] = download.server_md5
+        metadata["x_md5_matches"] = bool(download.md5_matches)
+        if not download.md5_matches:
+            metadata["x_md5_note"] = (
+                f"x-md5 differs from the MD5 of the bytes received ({download.md5}); Tardis says it may not "
+                "match files uploaded in chunks. The file passed its Content-Length and full gzip checks."
+            )
     if write.first_timestamp is not None and write.last_timestamp is not None:
         metadata["first_timestamp"] = dg.MetadataValue.timestamp(_utc(write.first_timestamp))
         metadata["last_timestamp"] = dg.MetadataValue.timestamp(_utc(write.last_timestamp))
@@ -117,7 +127,7 @@ def not_offered_metadata(result: DayResult) -> dict[str, Any]:
     """The materialization of a partition Tardis has no dataset for: an empty file, and why, first in the UI."""
     assert result.not_offered is not None and result.write is not None
     return {
-        "not_offered_by_tardis": result.not_offered,
+        NOT_OFFERED: result.not_offered,
         "dagster/row_count": 0,
         "no_data": True,
         "path": dg.MetadataValue.path(str(result.write.path)),
