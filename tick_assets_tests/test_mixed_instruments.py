@@ -18,7 +18,14 @@ from tick_assets.lake import partition_file
 from tick_assets.materialize import materialize_range, partitioned_asset_keys
 
 pytestmark = pytest.mark.slow
-INSTRUMENTS = ["binance:BTCUSDT", "binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL", "deribit:OPTIONS"]
+INSTRUMENTS = [
+    "binance:BTCUSDT",
+    "binance-futures:BTCUSDT",
+    "deribit:BTC-PERPETUAL",
+    "deribit:OPTIONS",
+    "binance:SPOT",
+]
+GROUPED = {"deribit:OPTIONS", "binance:SPOT"}
 DAY = dt.date(2024, 1, 2)
 #: What the emulator (like Tardis) offers per instrument, of the default data types.
 NOT_OFFERED = {
@@ -33,6 +40,16 @@ NOT_OFFERED = {
         "derivative_ticker",
         "liquidations",
         "incremental_book_L2",
+    },
+    "binance:SPOT": {
+        "book_snapshot_25",
+        "book_snapshot_5",
+        "quotes",
+        "book_ticker",
+        "derivative_ticker",
+        "liquidations",
+        "incremental_book_L2",
+        "options_chain",
     },
 }
 
@@ -68,8 +85,12 @@ def test_a_mixed_list_backfills_every_asset_green(synth_cache, tmp_path) -> None
                     meta = record.asset_materialization.metadata
                     reason = meta.get("not_offered_by_tardis")
                     table.append((key.to_user_string(), instrument, meta["dagster/row_count"].value, reason))
-                    if key.path[0] == "features":  # its grid exists, empty, and says why
-                        assert (reason is not None) == (instrument == "deribit:OPTIONS"), (key, instrument)
+                    if key.path[0] == "features":  # a group's grid exists, empty, and says why
+                        note = reason or meta.get("grouped_dataset")
+                        assert (note is not None) == (instrument in GROUPED), (key, instrument)
+                        if instrument == "binance:SPOT" and key.path[1] == "trade_bars":
+                            # its trades exist (BTCUSDT and ETHUSDT in one file): bars would mix them
+                            assert reason is None and meta["trades"].value == 0
                     if key.path[0] != "raw":
                         continue
                     data_type = key.path[1]

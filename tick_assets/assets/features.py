@@ -95,6 +95,13 @@ def _build_feature_asset(
                         NOT_OFFERED: f"empty grid, the upstream is not offered: {not_offered[key]}",
                         **metadata,
                     }
+                elif day.grouped:
+                    metadata = {
+                        "grouped_dataset": f"{day.instrument} holds many instruments: an empty grid (features "
+                        "are per instrument; add the members you want, e.g. binance:BTCUSDT, to "
+                        "TICK_ASSETS_INSTRUMENTS)",
+                        **metadata,
+                    }
                 outcomes.append(PartitionOutcome(key, metadata))
         return report(context, partitions_def, code_version, outcomes)
 

@@ -113,7 +113,7 @@ WITH counts AS (
     SELECT greatest({start}, {start} + ((local_timestamp - {start} + {step} - 1) // {step}) * {step}) AS t,
            count(*) AS received,
            count(*) FILTER (WHERE local_timestamp > {start - step}) AS updates
-    FROM read_parquet({src}) GROUP BY 1
+    FROM read_parquet({src}) WHERE {day.rows_sql} GROUP BY 1
 ),
 picked AS (
     SELECT grid.t, coalesce(updates, 0) AS updates,

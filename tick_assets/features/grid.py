@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from tick_assets.lake.convert import sql_string
 from tick_assets.lake.layout import partition_file
+from tick_assets.tardis.exchanges import is_grouped
 
 MICROS_PER_DAY = 86_400_000_000
 
@@ -30,6 +31,17 @@ class DaySlice:
     def instrument(self) -> str:
         """The instrument partition key, `exchange:SYMBOL`."""
         return f"{self.exchange}:{self.symbol}"
+
+    @property
+    def grouped(self) -> bool:
+        """A grouped dataset (e.g. `binance:SPOT`): its rows belong to many instruments, so no grid of one."""
+        return is_grouped(self.symbol)
+
+    @property
+    def rows_sql(self) -> str:
+        """The condition a raw row must meet to count: every row of an instrument, none of a group (an empty
+        grid, rather than bars or books that mix instruments)."""
+        return "false" if self.grouped else "true"
 
     @property
     def start_us(self) -> int:

@@ -19,6 +19,7 @@ WITH trades AS (
            local_timestamp, file_row_number AS n, price, amount, side
     FROM read_parquet({day.lake_file_sql(lake_root, "trades")}, file_row_number = true)
     WHERE local_timestamp >= {day.start_us} AND local_timestamp < {day.start_us + MICROS_PER_DAY}
+      AND {day.rows_sql}
 ),
 bars AS (
     SELECT t,

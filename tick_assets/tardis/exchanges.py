@@ -8,6 +8,15 @@ from typing import Any
 
 from tick_assets.tardis.errors import NotExportedYetError, NotOfferedError, UnavailableError
 
+#: Dataset ids that stand for a whole kind of instrument: one file per day holding every instrument of the
+#: kind, each row with its own `symbol` (datasets.symbols[] lists them beside the instruments).
+GROUPED_SYMBOLS = ("SPOT", "FUTURES", "PERPETUALS", "OPTIONS")
+
+
+def is_grouped(symbol: str) -> bool:
+    """Whether a dataset symbol id is a grouped one (SPOT, FUTURES, PERPETUALS, OPTIONS)."""
+    return symbol.upper() in GROUPED_SYMBOLS
+
 
 def parse_iso(value: str | None) -> dt.datetime | None:
     """Parse Tardis's ISO date-time strings ('2019-03-30T00:00:00.000Z') into aware UTC datetimes."""
