@@ -56,6 +56,8 @@ def render(p: Progress) -> str:
     runs = (
         f"runs {p.runs_done}/{p.runs_total} done" if p.runs_total is not None else f"runs {p.runs_done} done"
     )
+    if p.runs_total is None and not (p.runs_done or p.runs_running or p.runs_queued):
+        runs = "waiting for the daemon to launch runs"  # its backfill tick comes every ~30 s
     if p.runs_failed:
         runs += f" ({p.runs_failed} failed)"
     if p.runs_running:

@@ -38,6 +38,8 @@ def test_render_shows_runs_partitions_step_and_elapsed() -> None:
         "runs 1/4 done, 1 running | partitions 0/40 | 0:03"
     )
     assert render(Progress(step_known=False, elapsed=3723)).endswith("| step n/a | 1:02:03")
+    # A backfill the daemon has not picked up yet (its tick comes every ~30 s) says so.
+    assert render(Progress(partitions_total=8)).startswith("waiting for the daemon to launch runs | ")
 
 
 def test_plain_output_prints_a_line_per_change_only() -> None:
@@ -50,19 +52,20 @@ def test_plain_output_prints_a_line_per_change_only() -> None:
     line.show(Progress(partitions_total=4, partitions_done=1, elapsed=4.0))
     line.show(Progress(partitions_total=4, partitions_done=1, elapsed=9.0))
     line.close()
-    assert out.getvalue() == "runs 0 done | partitions 0/4 | 0:01\nruns 0 done | partitions 1/4 | 0:04\n"
+    waiting = "waiting for the daemon to launch runs"
+    assert out.getvalue() == f"{waiting} | partitions 0/4 | 0:01\n{waiting} | partitions 1/4 | 0:04\n"
 
 
 def test_terminal_output_redraws_one_line_in_place_and_ends_it() -> None:
     out = _Tty()
     line = StatusLine(out, width=200)
     assert line.tty
-    line.show(Progress(partitions_total=4, elapsed=1.0))
-    line.show(Progress(partitions_total=4, elapsed=1.2))  # the same text: not redrawn
-    line.show(Progress(partitions_total=4, elapsed=2.0))  # the clock moved: redrawn
+    line.show(Progress(runs_total=2, partitions_total=4, elapsed=1.0))
+    line.show(Progress(runs_total=2, partitions_total=4, elapsed=1.2))  # the same text: not redrawn
+    line.show(Progress(runs_total=2, partitions_total=4, elapsed=2.0))  # the clock moved: redrawn
     line.close()
     assert out.getvalue() == (
-        f"{CLEAR_LINE}runs 0 done | partitions 0/4 | 0:01{CLEAR_LINE}runs 0 done | partitions 0/4 | 0:02\n"
+        f"{CLEAR_LINE}runs 0/2 done | partitions 0/4 | 0:01{CLEAR_LINE}runs 0/2 done | partitions 0/4 | 0:02\n"
     )
     assert "\n" not in out.getvalue()[:-1]
 
@@ -100,7 +103,7 @@ def test_logs_around_keep_the_status_line_last(monkeypatch) -> None:
         line.show(Progress(elapsed=1))
         print("a log line", file=sys.stderr)
     line.close()
-    status = "runs 0 done | partitions 0/0 | 0:01"
+    status = "waiting for the daemon to launch runs | partitions 0/0 | 0:01"
     assert screen.getvalue() == f"{CLEAR_LINE}{status}{CLEAR_LINE}a log line\n{CLEAR_LINE}{status}\n"
     assert sys.stderr is screen
 
