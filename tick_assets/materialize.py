@@ -160,8 +160,9 @@ def materialize_range(
     if progress is None:
         return [_range_run(defs, assets, asset_keys, instance, inst, *chunk) for inst, chunk in work]
     runs = []
-    with logs_around(progress), ticking(progress, tracker.progress):
-        try:
+    try:
+        # The ticker thread stops before the line is closed, so it cannot redraw a closed line.
+        with logs_around(progress), ticking(progress, tracker.progress):
             progress.show(tracker.progress())
             for instrument, (start, end) in work:
                 tracker.run_started()
@@ -170,8 +171,8 @@ def materialize_range(
                 tracker.run_finished(run.success, len(asset_keys) * ((end - start).days + 1))
                 progress.show(tracker.progress())
                 runs.append(run)
-        finally:
-            progress.close()
+    finally:
+        progress.close()
     return runs
 
 

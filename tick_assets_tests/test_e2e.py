@@ -1,5 +1,6 @@
 """End to end like a user: `tick-assets demo` (webserver + daemon headless, a GraphQL backfill of every asset for
-3 days x 2 instruments against the emulator), then every partition and warehouse table is checked (slow)."""
+2 days of a spot pair, a perpetual and the grouped deribit:OPTIONS against the emulator), then every partition
+and warehouse table is checked, and the data types Tardis does not offer are green "not offered" (slow)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,21 @@ from tick_assets import settings
 from tick_assets.demo import run_demo
 
 pytestmark = pytest.mark.slow
-DAYS = 3
+DAYS = 2
 GRID_ROWS_PER_DAY = 86_400
+INSTRUMENTS = "binance:BTCUSDT,deribit:BTC-PERPETUAL,deribit:OPTIONS"
+#: Instruments per data type that Tardis (and so the emulator) does not offer it for, of the three above.
+NOT_OFFERED = {
+    "trades": 0,
+    "book_snapshot_25": 1,  # OPTIONS
+    "book_snapshot_5": 1,
+    "quotes": 0,
+    "book_ticker": 2,  # only Binance publishes it
+    "derivative_ticker": 2,  # spot and OPTIONS
+    "liquidations": 2,
+    "incremental_book_L2": 1,
+    "options_chain": 2,  # only OPTIONS
+}
 
 
 def _served_rows(cache: Path, data_type: str) -> int:
@@ -31,6 +45,7 @@ def _served_rows(cache: Path, data_type: str) -> int:
 @pytest.mark.timeout(1200)
 def test_demo_backfills_every_asset_through_the_daemon(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("TARDIS_API_KEY", raising=False)
+    monkeypatch.setenv("TICK_ASSETS_INSTRUMENTS", INSTRUMENTS)  # the demo and its daemon both read it
     data_dir = tmp_path / "data"
     result = run_demo(dt.date(2024, 1, 2), DAYS, 4000, data_dir, port=0, say=lambda _: None)
     partitions = DAYS * len(settings.instruments())
@@ -45,6 +60,10 @@ def test_demo_backfills_every_asset_through_the_daemon(tmp_path, monkeypatch) ->
     }
     assert set(result.partitions) == expected_assets
     assert set(result.partitions.values()) == {partitions}
+    # Not offered is green and says so: every raw asset has all its partitions, the not-offered ones empty.
+    assert {t: result.not_offered[f"raw/{t}"] for t in settings.raw_data_types()} == {
+        t: n * DAYS for t, n in NOT_OFFERED.items()
+    }
     # Every process the demo started is gone: nothing listens on the webserver's port any more.
     port = int(result.url.rsplit(":", 1)[1])
     with socket.socket() as s, pytest.raises(OSError):

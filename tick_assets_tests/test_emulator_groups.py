@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import itertools
 
 import pytest
 import requests
@@ -25,7 +26,7 @@ def _rows(client, exchange: str, data_type: str, symbol: str) -> list[list[str]]
 def test_grouped_ids_are_listed_with_their_own_data_types(client) -> None:
     details = client.exchange_details("deribit")
     assert {"PERPETUALS", "FUTURES", "OPTIONS"} <= set(details.symbols)
-    assert details.symbols["OPTIONS"].data_types == ("options_chain", "quotes")
+    assert details.symbols["OPTIONS"].data_types == ("trades", "quotes", "options_chain")
     assert "liquidations" in details.symbols["PERPETUALS"].data_types
     assert "SPOT" in client.exchange_details("binance").symbols
     body = requests.get(f"{client.api_url}/exchanges/deribit", timeout=5).json()
@@ -47,9 +48,14 @@ def test_a_grouped_file_holds_every_member_in_receive_order(
     assert sorted({r[1] for r in grouped}) == members
     received = [int(r[3]) for r in grouped]
     assert received == sorted(received)
-    # Text for text: exactly the members' own rows, nothing re-formatted, nothing lost or added.
-    own = sorted(",".join(r) for m in members for r in _rows(client, exchange, data_type, m))
-    assert sorted(",".join(r) for r in grouped) == own
+    # Text for text: exactly the members' own rows, nothing re-formatted, nothing lost or added, and each
+    # member's rows in their own file order (rows of one receive time keep it, in member order).
+    own = {m: [",".join(r) for r in _rows(client, exchange, data_type, m)] for m in members}
+    assert sorted(",".join(r) for r in grouped) == sorted(line for lines in own.values() for line in lines)
+    for m in members:
+        assert [",".join(r) for r in grouped if r[1] == m] == own[m]
+    ties = [(a, b) for a, b in itertools.pairwise(grouped) if a[3] == b[3] and a[1] != b[1]]
+    assert all(members.index(a[1]) < members.index(b[1]) for a, b in ties)
 
 
 def test_options_group_has_a_chain_of_many_instruments_and_quotes_from_it(client) -> None:
@@ -58,6 +64,14 @@ def test_options_group_has_a_chain_of_many_instruments_and_quotes_from_it(client
     quotes = _rows(client, "deribit", "quotes", "OPTIONS")
     quoted = [r for r in chain if r[9] or r[12]]  # a bid or an ask
     assert len(quotes) == len(quoted) and quotes[0][:4] == quoted[0][:4]
+    # Trades at the touch of chain updates: a buy at that update's ask, a sell at its bid.
+    touch = {(r[1], r[3]): (r[9], r[12]) for r in chain if r[9] and r[12]}
+    trades = _rows(client, "deribit", "trades", "OPTIONS")
+    assert 0 < len(trades) < len(touch) and {t[5] for t in trades} == {"buy", "sell"}
+    for t in trades:
+        bid, ask = touch[(t[1], t[3])]
+        assert t[6] == (ask if t[5] == "buy" else bid) and 0.1 <= float(t[7]) <= 5.0
+    assert [int(t[4]) for t in trades] == sorted(int(t[4]) for t in trades)  # ids ascend
 
 
 def test_data_types_a_group_does_not_offer_are_refused_with_400(client) -> None:

@@ -197,3 +197,13 @@ def test_exported_until_default_follows_the_0600_rule() -> None:
     assert default_exported_until(dt.datetime(2024, 5, 3, 6, 0, tzinfo=dt.timezone.utc)) == dt.date(
         2024, 5, 3
     )
+
+
+def test_a_refused_request_generates_nothing(start_emulator, tmp_path) -> None:
+    # Refusals and the key come before the generation of a day: a keyless request for a paid day is cheap.
+    server = start_emulator(cache_dir=tmp_path / "gen")
+    url = f"{server.datasets_url}/deribit/options_chain/2024/01/03/OPTIONS.csv.gz"
+    assert requests.get(url, timeout=10).status_code == 401
+    assert not [p for p in (tmp_path / "gen").rglob("*.csv.gz") if "OPTIONS" in p.name]
+    assert requests.get(url, headers={"Authorization": "Bearer k"}, timeout=30).status_code == 200
+    assert [p for p in (tmp_path / "gen").rglob("*.csv.gz") if "OPTIONS" in p.name]

@@ -33,7 +33,6 @@ NOT_OFFERED = {
     "binance-futures:BTCUSDT": {"options_chain"},
     "deribit:BTC-PERPETUAL": {"book_ticker", "options_chain"},
     "deribit:OPTIONS": {
-        "trades",
         "book_snapshot_25",
         "book_snapshot_5",
         "book_ticker",

@@ -370,6 +370,24 @@ def test_not_exported_yet_is_told_apart_from_delisted() -> None:
     assert not isinstance(info.value, errors.NotExportedYetError)
     assert details.last_available_day("BTCUSDT") == dt.date(2024, 1, 31)
     assert details.last_available_day("LUNAUSDT") == dt.date(2022, 5, 12)
+    # exportedUntil is not always midnight (it moves as Tardis publishes): the sensor's last day is one that
+    # check_day accepts.
+    late = ExchangeDetails.from_json(
+        {
+            "id": "binance",
+            "datasets": {
+                "exportedUntil": "2026-08-25T06:13:00.000Z",
+                "symbols": [
+                    {"id": "BTCUSDT", "availableTo": "2026-08-25T06:13:00.000Z", "dataTypes": ["trades"]}
+                ],
+            },
+        }
+    )
+    last = late.last_available_day("BTCUSDT")
+    assert last == dt.date(2026, 8, 24)
+    late.check_day("trades", "BTCUSDT", last)
+    with pytest.raises(errors.NotExportedYetError):
+        late.check_day("trades", "BTCUSDT", last + dt.timedelta(days=1))
 
 
 def test_retry_budget_matches_the_official_clients() -> None:
@@ -397,7 +415,12 @@ def test_cached_days_need_no_network_not_even_for_availability(emulator, tmp_pat
         c.download("deribit", "trades", "BTC-PERPETUAL", DAY)
     dead = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
     offline = TardisClient(
-        tmp_path / "cache", api_key="k", datasets_url=dead, api_url=dead, retry=RetryPolicy(max_attempts=1)
+        tmp_path / "cache",
+        api_key="k",
+        datasets_url=dead,
+        api_url=dead,
+        retry=RetryPolicy(max_attempts=1),
+        metadata_retry=RetryPolicy(max_attempts=1),
     )
     with offline:
         results = ingest_days(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import threading
 from collections.abc import Iterator
@@ -123,3 +124,40 @@ def test_short_body_is_caught_under_both_header_styles(scripted, tmp_path, label
     with _client(scripted, tmp_path) as c:
         result = c.download("deribit", "trades", "BTC-PERPETUAL", "2024-01-02")
     assert result.attempts == 2 and result.path.read_bytes() == BODY
+
+
+def test_a_metadata_outage_fails_every_day_fast_and_is_fetched_once(scripted, tmp_path) -> None:
+    from tick_assets.lake.ingest import DayRequest, ingest_days
+
+    scripted.script = [(503, {}, b"")] * 50
+    url = f"http://127.0.0.1:{scripted.server_address[1]}/v1"
+    limiter = RateLimiter(MemoryBackend(), "t", LimiterConfig(rate=1000, burst=1000))
+    client = TardisClient(
+        tmp_path,
+        api_key="k",
+        datasets_url=url,
+        api_url=url,
+        limiter=limiter,
+        metadata_retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02),
+    )
+    days = [DayRequest("trades", "deribit", "BTC-PERPETUAL", dt.date(2024, 1, d)) for d in range(2, 12)]
+    with client:
+        results = ingest_days(client, tmp_path / "lake", days, max_workers=4)
+    assert all(isinstance(r.error, errors.RetriesExhaustedError) for r in results)
+    # One fetch of the metadata (its 2 attempts) for the whole run, no dataset request: the other days got
+    # the remembered failure at once.
+    assert scripted.seen == ["/v1/exchanges/deribit"] * 2
+
+
+def test_a_key_echoed_in_an_error_body_is_redacted_wherever_the_body_is_cut(scripted, tmp_path) -> None:
+    key = "TD.secret-key-0123456789abcdef"
+    for offset in (0, 480, 490, 499):  # the key straddles the 500-character cut
+        body = ("x" * offset + f"bad key {key} " + "y" * 600).encode()
+        scripted.script = [(401, {"Content-Type": "text/plain"}, body)]
+        url = f"http://127.0.0.1:{scripted.server_address[1]}/v1"
+        limiter = RateLimiter(MemoryBackend(), "t", LimiterConfig(rate=1000, burst=1000))
+        client = TardisClient(tmp_path, api_key=key, datasets_url=url, api_url=url, limiter=limiter)
+        with client, pytest.raises(errors.TardisError) as info:
+            client._fetch_json(f"{url}/exchanges/deribit")
+        text = str(info.value)
+        assert "TD.secret" not in text and key[:6] not in text.replace("<redacted>", ""), offset

@@ -23,7 +23,7 @@ GROUP_TYPES = {
     "PERPETUALS": ("trades", "derivative_ticker", "liquidations"),
     "FUTURES": ("trades", "derivative_ticker", "liquidations"),
     "SPOT": ("trades",),
-    "OPTIONS": ("options_chain", "quotes"),
+    "OPTIONS": ("trades", "quotes", "options_chain"),
 }
 #: The symbol type whose instruments a grouped id holds.
 GROUP_MEMBER_TYPE = {"PERPETUALS": "perpetual", "FUTURES": "future", "SPOT": "spot", "OPTIONS": "option"}

@@ -4,9 +4,9 @@
   changes as `quotes` (Tardis's top of book from the L2 stream), received on its own connection: the same rows,
   each `local_timestamp` moved by a deterministic 0-400 µs, still in file order.
 * the OPTIONS group's `quotes`: each `options_chain` row that has a bid or an ask (the chain carries every
-  option's best bid and ask).
+  option's best bid and ask), and its `trades`: some of those updates as taker trades at the touch.
 
-The OPTIONS quotes copy their cells as text, never re-formatted.
+The OPTIONS quotes and trades copy the chain's cells as text, never re-formatted.
 """
 
 from __future__ import annotations
@@ -54,3 +54,36 @@ def write_quotes_from_chain(chain_file: Path, out_path: Path, compresslevel: int
     quoted = chain.filter(pc.or_(pc.is_valid(chain["bid_price"]), pc.is_valid(chain["ask_price"])))
     names = list(datatypes.columns("quotes"))
     return csvout.write_csv_gz(out_path, "quotes", [quoted.select(names)], compresslevel)
+
+
+def write_trades_from_chain(chain_file: Path, out_path: Path, compresslevel: int) -> int:
+    """Write the OPTIONS group's trades: about one chain update in six that has both a bid and an ask becomes
+    a taker trade at the touch (a buy lifts the ask, a sell hits the bid) of 0.1-5 contracts."""
+    chain = read_text_table(chain_file, "options_chain")
+    if chain is None:
+        return csvout.write_csv_gz(out_path, "trades", [], compresslevel)
+    both = chain.filter(pc.and_(pc.is_valid(chain["bid_price"]), pc.is_valid(chain["ask_price"])))
+    local = pc.cast(both["local_timestamp"], pa.int64()).to_numpy(zero_copy_only=False)
+    x = local.astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(29)
+    picked = np.flatnonzero(x % np.uint64(6) == 0)
+    trades = both.take(pa.array(picked, pa.int64()))
+    buy = (x[picked] >> np.uint64(8)) % np.uint64(2) == 0
+    price = pc.if_else(pa.array(buy), trades["ask_price"], trades["bid_price"])
+    amount = pc.cast(pa.array(((x[picked] >> np.uint64(16)) % np.uint64(50) + 1) / 10.0), pa.string())
+    first_id = 200_000_000 + int(local[0] // 1_000_000 % 86_400) * 100 if local.size else 0
+    ids = pc.cast(pa.array(first_id + np.arange(picked.size, dtype=np.int64)), pa.string())
+    table = pa.table(
+        [
+            trades["exchange"],
+            trades["symbol"],
+            trades["timestamp"],
+            trades["local_timestamp"],
+            ids,
+            pa.array(np.where(buy, "buy", "sell")),
+            price,
+            amount,
+        ],
+        names=list(datatypes.columns("trades")),
+    )
+    return csvout.write_csv_gz(out_path, "trades", [table], compresslevel)

@@ -20,7 +20,8 @@ What one day holds (reference/tardis_api.md 2.8, tardis-node's Deribit option-su
   ceiled to Deribit's tick (0.0001 below 0.005, else 0.0005); ``bid_iv``/``ask_iv`` are implied back from
   them. Illiquid strikes have no bid (and sometimes no ask): their price, amount and IV cells are empty, as
   Tardis leaves zeros from Deribit empty. ``last_price`` is empty for never-traded options.
-* **Greeks** follow Deribit's convention, which reproduces the Tardis docs sample row exactly: Black-76 forward
+* **Greeks** follow Deribit's convention, which reproduces the Tardis docs sample row (delta, gamma, vega and
+  rho to its 5 decimals, theta to 0.01): Black-76 forward
   delta (calls in [0, 1], puts in [-1, 0]); gamma = phi(d1) / (F sigma sqrt T) per USD; vega in USD per 1
   vol point; theta in USD per calendar day (365-day year); rho in USD per 1 % of rate (K T N(+-d2) / 100),
   with T in years of 365 days. Five decimals.

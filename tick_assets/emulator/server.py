@@ -144,16 +144,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- routing -----------------------------------------------------------------------------------------
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """Start a response (and remember that one was started)."""
+        self._responded = True
+        super().send_response(code, message)
+
     def do_GET(self) -> None:
+        self._responded = False
         try:
             self._route()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        except Exception:  # a bug of the emulator: answer 500 (and log it) rather than drop the connection
+        except Exception:  # a bug of the emulator: log it and answer 500 if no answer was started yet
             log.exception("emulator failed to answer %s", urllib.parse.urlsplit(self.path).path)
-            with contextlib.suppress(OSError):
-                self._error(500, "emulator error (see its log)")
-            self.close_connection = True
+            if not self._responded:
+                with contextlib.suppress(OSError):
+                    self._error(500, "emulator error (see its log)")
+            self.close_connection = True  # a half-sent body ends with the connection, never with another body
 
     def _route(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
@@ -206,11 +213,16 @@ class _Handler(BaseHTTPRequestHandler):
             day = dt.date(int(m[3]), int(m[4]), int(m[5]))
         except ValueError:
             return self._error(400, f"invalid date: {m[3]}/{m[4]}/{m[5]} is not a calendar day")
+        # Refusals first, then the key, then the (possibly long) generation of the day: a keyless request for a
+        # paid day costs the emulator nothing.
+        check = server.source.lookup(exchange, data_type, day, symbol, generate=False)
+        if check.refused:
+            return self._error(check.status, check.not_found or "Not found")
+        if not self._authorized(day, path):
+            return None
         lookup = server.source.lookup(exchange, data_type, day, symbol)
         if lookup.path is None:
             return self._error(lookup.status, lookup.not_found or "Not found")
-        if not self._authorized(day, path):
-            return None
         if fault == "html":
             return self._send_html_page()
         self._send_file(lookup.path, fault)

@@ -44,6 +44,11 @@ class Lookup:
     #: offered), 404 for what is not there.
     status: int = 404
 
+    @property
+    def refused(self) -> bool:
+        """Whether the request is answered with an error rather than a file."""
+        return self.not_found is not None
+
 
 class Source(ABC):
     """A catalog of exchanges and the files of their datasets."""
@@ -57,8 +62,10 @@ class Source(ABC):
         """The /v1/exchanges/{exchange} body, or None for an unknown exchange."""
 
     @abstractmethod
-    def lookup(self, exchange: str, data_type: str, day: dt.date, symbol: str) -> Lookup:
-        """Resolve one dataset file."""
+    def lookup(
+        self, exchange: str, data_type: str, day: dt.date, symbol: str, generate: bool = True
+    ) -> Lookup:
+        """Resolve one dataset file; with `generate` False only say whether it would be refused (no work)."""
 
 
 def _exchange_body(
@@ -157,13 +164,15 @@ class SyntheticSource(Source):
         ]
         return body
 
-    def lookup(self, exchange: str, data_type: str, day: dt.date, symbol: str) -> Lookup:
+    def lookup(
+        self, exchange: str, data_type: str, day: dt.date, symbol: str, generate: bool = True
+    ) -> Lookup:
         """Generate (once) and return the synthetic file of a dataset day."""
         spec = self.catalog.get(exchange)
         if spec is None:
             return Lookup(not_found=f"Unknown exchange '{exchange}'")
         if symbol in spec.groups:
-            return self._lookup_group(spec, data_type, day, symbol)
+            return self._lookup_group(spec, data_type, day, symbol, generate)
         sym = spec.symbol(symbol)
         if sym is None:
             ids = ", ".join([*(s.id for s in spec.symbols), *spec.groups])
@@ -179,7 +188,7 @@ class SyntheticSource(Source):
         outside = day < sym.available_since or (sym.available_to is not None and day >= sym.available_to)
         if outside or day in self.empty_days:
             return Lookup(path=self._empty_file())
-        return Lookup(path=self._generated(exchange, data_type, day, symbol))
+        return Lookup(path=self._generated(exchange, data_type, day, symbol) if generate else None)
 
     def _cached_path(self, exchange: str, data_type: str, day: dt.date, symbol: str) -> Path:
         return (
@@ -203,7 +212,9 @@ class SyntheticSource(Source):
                 write_dataset(exchange, symbol, data_type, day, self.scale, path, self.compresslevel)
         return path
 
-    def _lookup_group(self, spec: ExchangeSpec, data_type: str, day: dt.date, group: str) -> Lookup:
+    def _lookup_group(
+        self, spec: ExchangeSpec, data_type: str, day: dt.date, group: str, generate: bool = True
+    ) -> Lookup:
         """A grouped day: every member instrument's rows in one file (the OPTIONS chain is generated whole)."""
         if data_type not in GROUP_TYPES[group]:
             offered = ", ".join(GROUP_TYPES[group])
@@ -216,18 +227,21 @@ class SyntheticSource(Source):
         if day < spec.group_available_since(group) or day in self.empty_days:
             return Lookup(path=self._empty_file())
         path = self._cached_path(spec.id, data_type, day, group)
-        if path.exists():
-            return Lookup(path=path)
+        if path.exists() or not generate:
+            return Lookup(path=path if generate else None)
         from tick_assets.emulator import derived, groups
 
         if group == "OPTIONS":
             chain = self._options_chain(spec, day)
             if data_type == "options_chain":
                 return Lookup(path=chain)
+            write = (
+                derived.write_trades_from_chain if data_type == "trades" else derived.write_quotes_from_chain
+            )
             with self._lock_for(path):
                 if not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    derived.write_quotes_from_chain(chain, path, self.compresslevel)
+                    write(chain, path, self.compresslevel)
             return Lookup(path=path)
         live = [
             m
@@ -307,25 +321,29 @@ class FixtureSource(Source):
         symbols_files = self._files.get(exchange)
         if symbols_files is None:
             return None
-        symbols = []
-        all_days: list[dt.date] = []
-        for symbol, by_type in sorted(symbols_files.items()):
-            days = sorted(d for files in by_type.values() for d in files)
-            all_days += days
-            symbols.append(
-                {
-                    "id": symbol,
-                    "type": "perpetual",
-                    "availableSince": iso(days[0]),
-                    "availableTo": iso(days[-1] + dt.timedelta(days=1)),
-                    "dataTypes": sorted(by_type),
-                }
-            )
-        since, until = min(all_days), max(all_days) + dt.timedelta(days=1)
-        return _exchange_body(exchange, exchange, since, until, symbols)
+        first = {
+            symbol: min(d for files in by_type.values() for d in files)
+            for symbol, by_type in symbols_files.items()
+        }
+        last = max(d for by_type in symbols_files.values() for files in by_type.values() for d in files)
+        until = last + dt.timedelta(days=1)
+        # Every symbol is active, as the real API shows one: its availableTo is the export horizon.
+        symbols = [
+            {
+                "id": symbol,
+                "type": "perpetual",
+                "availableSince": iso(first[symbol]),
+                "availableTo": iso(until),
+                "dataTypes": sorted(by_type),
+            }
+            for symbol, by_type in sorted(symbols_files.items())
+        ]
+        return _exchange_body(exchange, exchange, min(first.values()), until, symbols)
 
-    def lookup(self, exchange: str, data_type: str, day: dt.date, symbol: str) -> Lookup:
-        """Return the fixture file of a dataset day, if the folder has it."""
+    def lookup(
+        self, exchange: str, data_type: str, day: dt.date, symbol: str, generate: bool = True
+    ) -> Lookup:
+        """Return the fixture file of a dataset day, if the folder has it (nothing to generate)."""
         by_symbol = self._files.get(exchange)
         if by_symbol is None:
             return Lookup(not_found=f"Unknown exchange '{exchange}'")

@@ -51,6 +51,8 @@ _CHUNK = 1 << 20
 #: Suffix of a download (or metadata file) not yet verified and renamed into the cache.
 UNCONFIRMED_SUFFIX = ".unconfirmed"
 USER_AGENT = f"tick-assets/{__version__} (+tardis-dev compatible)"
+#: Seconds a failed /v1/exchanges fetch is remembered: the other days of a run fail at once, not one by one.
+METADATA_FAILURE_TTL = 30.0
 # Failures of the connection or the transfer; configuration errors (InvalidURL, MissingSchema, ...) and local
 # disk errors are not in this list, so they fail at once instead of being retried.
 _NETWORK_ERRORS = (
@@ -160,6 +162,7 @@ class TardisClient:
         read_timeout: float = 60.0,
         attempt_timeout: float = 1800.0,
         metadata_ttl_seconds: float = 3600.0,
+        metadata_retry: RetryPolicy | None = None,
         pool_size: int = 32,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -180,10 +183,17 @@ class TardisClient:
         self.timeout = (connect_timeout, read_timeout)
         self.attempt_timeout = attempt_timeout
         self.metadata_ttl_seconds = metadata_ttl_seconds
+        #: Metadata is small and answered by another host: a short budget, so an outage fails a day in seconds
+        #: rather than after the download budget (the official get_exchange_details does not retry at all).
+        self.metadata_retry = metadata_retry or RetryPolicy(max_attempts=3, max_delay=8.0)
         self._sleep = sleep
         self._rng = random.Random()
         self._metadata: dict[str, tuple[float, ExchangeDetails]] = {}
-        self._metadata_lock = threading.Lock()  # concurrent downloads fetch an exchange's metadata once
+        # One lock per exchange: concurrent downloads fetch its metadata once; a failure is remembered for
+        # METADATA_FAILURE_TTL seconds so the other days of a run fail at once instead of trying again each.
+        self._metadata_locks: dict[str, threading.Lock] = {}
+        self._metadata_locks_guard = threading.Lock()
+        self._metadata_failures: dict[str, tuple[float, errors.TardisError]] = {}
         self._session = requests.Session()
         self._in_flight: set[requests.Response] = set()
         self._in_flight_lock = threading.Lock()
@@ -260,7 +270,7 @@ class TardisClient:
                     path, url, info.compressed_bytes, info.uncompressed_bytes, True, 0, 0.0, 0.0
                 )
         if check_availability:
-            self.exchange_details(ds.exchange).check_day(ds.data_type, ds.symbol, ds.day)
+            self.exchange_details(ds.exchange, stop=stop).check_day(ds.data_type, ds.symbol, ds.day)
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_abandoned_temps(path.parent, UNCONFIRMED_SUFFIX)  # once per download, not per attempt
         counters = _Attempt()
@@ -357,7 +367,7 @@ class TardisClient:
 
     def _bad_content_message(self, url: str, resp: requests.Response, head: bytes) -> str:
         content_type = resp.headers.get("Content-Type", "unknown")
-        snippet = head[:80].decode("utf-8", "replace").replace("\n", " ")
+        snippet = self._redact(head[:4096].decode("utf-8", "replace"))[:80].replace("\n", " ")
         return (
             f"{url}: HTTP 200 but the body is not gzip (Content-Type {content_type}, starts with {snippet!r}). "
             "A proxy, captive portal or wrong TARDIS_DATASETS_URL is answering instead of Tardis; "
@@ -366,13 +376,34 @@ class TardisClient:
 
     # -- exchange metadata -------------------------------------------------------------------------------
 
-    def exchange_details(self, exchange: str, *, refresh: bool = False) -> ExchangeDetails:
-        """Return /v1/exchanges/{exchange}, cached in memory and on disk for `metadata_ttl_seconds`."""
-        exchange = validate_exchange(exchange)
-        with self._metadata_lock:
-            return self._exchange_details(exchange, refresh)
+    def exchange_details(
+        self, exchange: str, *, refresh: bool = False, stop: threading.Event | None = None
+    ) -> ExchangeDetails:
+        """Return /v1/exchanges/{exchange}, cached in memory and on disk for `metadata_ttl_seconds`.
 
-    def _exchange_details(self, exchange: str, refresh: bool) -> ExchangeDetails:
+        Retried with the short `metadata_retry` budget; a failure is remembered for METADATA_FAILURE_TTL
+        seconds (every caller in that time gets it at once); `stop` cuts the retries short.
+        """
+        exchange = validate_exchange(exchange)
+        with self._metadata_locks_guard:
+            lock = self._metadata_locks.setdefault(exchange, threading.Lock())
+        with lock:
+            failed = self._metadata_failures.get(exchange)
+            if failed and not refresh and time.monotonic() - failed[0] < METADATA_FAILURE_TTL:
+                raise failed[1]
+            try:
+                details = self._exchange_details(exchange, refresh, stop)
+            except errors.CancelledError:
+                raise
+            except errors.TardisError as exc:
+                self._metadata_failures[exchange] = (time.monotonic(), exc)
+                raise
+            self._metadata_failures.pop(exchange, None)
+            return details
+
+    def _exchange_details(
+        self, exchange: str, refresh: bool, stop: threading.Event | None
+    ) -> ExchangeDetails:
         now = time.time()
         cached = self._metadata.get(exchange)
         if cached and not refresh and now - cached[0] < self.metadata_ttl_seconds:
@@ -386,7 +417,9 @@ class TardisClient:
             except (ValueError, KeyError):
                 pass
         url = f"{self.api_url}/exchanges/{exchange}"
-        payload = self._with_retries(url, _Attempt(), self._fetch_json, on_auth=None)
+        payload = self._with_retries(
+            url, _Attempt(), self._fetch_json, on_auth=None, stop=stop, policy=self.metadata_retry
+        )
         details = ExchangeDetails.from_json(payload)
         disk.parent.mkdir(parents=True, exist_ok=True)
         write_file_atomically(disk, json.dumps(payload).encode(), UNCONFIRMED_SUFFIX)
@@ -422,9 +455,11 @@ class TardisClient:
         fetch: Callable[[str], T],
         on_auth: Callable[[int], str] | None,
         stop: threading.Event | None = None,
+        policy: RetryPolicy | None = None,
     ) -> T:
+        policy = policy or self.retry
         last_error: Exception | None = None
-        for attempt in range(1, self.retry.max_attempts + 1):
+        for attempt in range(1, policy.max_attempts + 1):
             _raise_if_stopped(stop, url)
             counters.attempts = attempt
             # Like the official clients: from the 2nd attempt a dataset URL carries a cache-busting query that
@@ -448,7 +483,7 @@ class TardisClient:
                     pause = (
                         exc.retry_after
                         if exc.retry_after is not None
-                        else self.retry.throttle_pause(attempt, self._rng)
+                        else policy.throttle_pause(attempt, self._rng)
                     )
             except errors.TardisError:
                 raise
@@ -456,20 +491,20 @@ class TardisClient:
                 last_error = errors.TransientError(f"{url}: {type(exc).__name__}: {self._redact(str(exc))}")
             finally:
                 self.limiter.release(permit, throttled=throttled, pause_seconds=pause)
-            if attempt == self.retry.max_attempts:
+            if attempt == policy.max_attempts:
                 break
             if throttled:
                 # The shared pause makes every worker wait in acquire(); add jitter so they do not stampede.
                 delay = self._rng.uniform(0, min(1.0, pause / 10 + 0.05))
             else:
-                delay = self.retry.backoff(attempt, self._rng, status=getattr(last_error, "status", None))
+                delay = policy.backoff(attempt, self._rng, status=getattr(last_error, "status", None))
                 retry_after = getattr(last_error, "retry_after", None)
                 if retry_after is not None:
                     delay = max(delay, retry_after)
             log.warning(
                 "attempt %d/%d for %s failed: %s; retrying in %.1fs%s",
                 attempt,
-                self.retry.max_attempts,
+                policy.max_attempts,
                 url,
                 last_error,
                 delay,
@@ -480,7 +515,7 @@ class TardisClient:
             elif stop.wait(delay):
                 _raise_if_stopped(stop, url)
         raise errors.RetriesExhaustedError(
-            f"{url}: failed {self.retry.max_attempts} times, last error: {last_error}. "
+            f"{url}: failed {policy.max_attempts} times, last error: {last_error}. "
             "The service or the network keeps failing; re-run later (completed partitions are kept)."
         )
 
@@ -488,7 +523,7 @@ class TardisClient:
         status = resp.status_code
         if status == 200:
             return
-        body = self._redact(_error_text(resp, status)) if status < 500 else ""
+        body = _error_text(resp, status, self._redact) if status < 500 else ""
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         if retry_after is not None:
             retry_after = min(retry_after, self.retry.max_retry_after)
@@ -547,9 +582,10 @@ class TardisClient:
         )
 
 
-def _error_text(resp: requests.Response, status: int) -> str:
-    """The message of an error body: the JSON `message` (with a `code` other than the status) if any, else the text."""
-    text = resp.text[:500].strip()
+def _error_text(resp: requests.Response, status: int, redact: Callable[[str], str]) -> str:
+    """The message of an error body: the JSON `message` (with a `code` other than the status) if any, else the
+    text; redacted before it is cut, so no part of a key echoed by a proxy survives."""
+    text = redact(resp.text)[:500].strip()
     try:
         payload = json.loads(text)
     except ValueError:

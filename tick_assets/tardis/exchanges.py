@@ -90,12 +90,16 @@ class ExchangeDetails:
         return (self.exported_until - dt.timedelta(days=1)).date()
 
     def last_available_day(self, symbol: str) -> dt.date | None:
-        """The last whole UTC day downloadable for `symbol`: before both its availableTo and exportedUntil."""
+        """The last whole UTC day downloadable for `symbol` (what `check_day` accepts): a day that ends by
+        exportedUntil and starts before the symbol's availableTo."""
         entry = self.symbols.get(symbol)
-        ends = [e for e in (self.exported_until, entry.available_to if entry else None) if e is not None]
-        if entry is None or not ends:
+        if entry is None:
             return None
-        return (min(ends) - dt.timedelta(microseconds=1)).date()
+        ends = [self.last_exported_day()]
+        if entry.available_to is not None:
+            ends.append((entry.available_to - dt.timedelta(microseconds=1)).date())
+        known = [d for d in ends if d is not None]
+        return min(known) if known else None
 
     def offers(self, data_type: str, symbol: str) -> bool:
         """Whether datasets.symbols lists `symbol` with `data_type`."""
