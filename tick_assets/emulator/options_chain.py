@@ -50,7 +50,7 @@ import numpy as np
 import pyarrow as pa
 
 from tick_assets.emulator import csvout
-from tick_assets.emulator.synth import US_PER_DAY, _stable_int
+from tick_assets.emulator.synth import US_PER_DAY, _stable_int, open_price
 from tick_assets.tardis import datatypes
 
 #: A path of the underlying index: exchange timestamps (µs since the epoch, int64) -> index price (USD).
@@ -607,19 +607,8 @@ _PROFILE_X, _PROFILE_CDF = _intraday_profile()
 
 
 def _open_price(underlying: str, day: dt.date) -> float:
-    """Opening index of a day: base price times a smooth function of the day number (as synth's perpetuals)."""
-    base = BASE_PRICES[underlying]
-    d = day.toordinal()
-    asset = repr(base)
-    phases = [(_stable_int("phase", asset, i, nbytes=4) / 2**32) * 2 * math.pi for i in range(3)]
-    noise = _stable_int("open", asset, day.isoformat(), nbytes=4) / 2**32 * 2.0 - 1.0
-    x = (
-        0.18 * math.sin(2 * math.pi * d / 365.25 + phases[0])
-        + 0.04 * math.sin(2 * math.pi * d / 29.53 + phases[1])
-        + 0.01 * math.sin(2 * math.pi * d / 7.0 + phases[2])
-        + 0.003 * noise
-    )
-    return base * math.exp(x)
+    """Opening index of a day, from the same function as synth's perpetuals (so the chain opens near them)."""
+    return open_price(BASE_PRICES[underlying], day)
 
 
 def default_index_path(underlying: str, day: dt.date) -> PricePath:

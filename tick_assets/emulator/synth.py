@@ -238,11 +238,11 @@ def _median_lots(spec: catalog.SymbolSpec, notional: float) -> float:
     return max(1.0, notional / _unit_value(spec) / spec.lot_size)
 
 
-def _open_ticks(exchange: str, spec: catalog.SymbolSpec, day: dt.date) -> int:
-    """Opening best bid of a day, in ticks: base price times a smooth function of the day number."""
+def open_price(base_price: float, day: dt.date) -> float:
+    """Opening price of a day: the base price times a smooth function of the day number. Keyed by the base
+    price, not the exchange: the same coin trades at about the same price everywhere (options included)."""
     d = day.toordinal()
-    # keyed by the base price, not the exchange: the same coin trades at about the same price everywhere
-    asset = repr(spec.base_price)
+    asset = repr(base_price)
     phases = [(_stable_int("phase", asset, i, nbytes=4) / 2**32) * 2 * math.pi for i in range(3)]
     noise = _stable_int("open", asset, day.isoformat(), nbytes=4) / 2**32 * 2.0 - 1.0
     x = (
@@ -251,7 +251,12 @@ def _open_ticks(exchange: str, spec: catalog.SymbolSpec, day: dt.date) -> int:
         + 0.01 * math.sin(2 * math.pi * d / 7.0 + phases[2])
         + 0.003 * noise
     )
-    price = spec.base_price * math.exp(x)
+    return base_price * math.exp(x)
+
+
+def _open_ticks(exchange: str, spec: catalog.SymbolSpec, day: dt.date) -> int:
+    """Opening best bid of a day, in ticks."""
+    price = open_price(spec.base_price, day)
     return max(200, round(price * 10**spec.price_decimals / spec.tick_units))
 
 
