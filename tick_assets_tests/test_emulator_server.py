@@ -207,3 +207,10 @@ def test_a_refused_request_generates_nothing(start_emulator, tmp_path) -> None:
     assert not [p for p in (tmp_path / "gen").rglob("*.csv.gz") if "OPTIONS" in p.name]
     assert requests.get(url, headers={"Authorization": "Bearer k"}, timeout=30).status_code == 200
     assert [p for p in (tmp_path / "gen").rglob("*.csv.gz") if "OPTIONS" in p.name]
+
+
+def test_head_and_range_requests_are_refused_like_the_real_cdn(emulator) -> None:
+    url = f"{emulator.datasets_url}/deribit/trades/2024/01/01/BTC-PERPETUAL.csv.gz"
+    assert requests.head(url, timeout=5).status_code == 404
+    assert requests.get(url, headers={"Range": "bytes=0-99"}, timeout=5).status_code == 403
+    assert requests.get(url, timeout=5).status_code == 200

@@ -162,10 +162,21 @@ class _Handler(BaseHTTPRequestHandler):
                     self._error(500, "emulator error (see its log)")
             self.close_connection = True  # a half-sent body ends with the connection, never with another body
 
+    def do_HEAD(self) -> None:
+        """Like the real CDN: HEAD is answered 404 (no cheap existence or revision check)."""
+        self.server.stats.add("requests")
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self.server.stats.add("status_404")
+
     def _route(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
         stats = self.server.stats
         stats.add("requests")
+        if "Range" in self.headers and _DATASET_RE.match(path):
+            # Like the real CDN: no byte ranges (so no resume); clients re-download whole files.
+            return self._error(403, "Forbidden: range requests are not supported")
         if path == "/emulator/stats":
             return self._send_json(200, stats.as_dict())
         if path in ("/v1/exchanges", "/v1/exchanges/"):
