@@ -128,7 +128,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
-        self.server.stats.add(f"status_{status}")
 
     def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         self._send_json(status, {"code": status, "message": message}, headers)
@@ -140,13 +139,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        self.server.stats.add(f"status_{status}")
 
     # -- routing -----------------------------------------------------------------------------------------
 
     def send_response(self, code: int, message: str | None = None) -> None:
-        """Start a response (and remember that one was started)."""
+        """Start a response: counted here, before any byte of it leaves, so a client that has its answer always
+        finds it in /emulator/stats (counting after the write raced the client)."""
         self._responded = True
+        self.server.stats.add(f"status_{code}")
         super().send_response(code, message)
 
     def do_GET(self) -> None:
@@ -168,7 +168,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(404)
         self.send_header("Content-Length", "0")
         self.end_headers()
-        self.server.stats.add("status_404")
 
     def _route(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
@@ -266,7 +265,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        self.server.stats.add("status_200")
 
     def _send_file(self, path: Path, fault: str | None) -> None:
         size = path.stat().st_size
@@ -282,12 +280,11 @@ class _Handler(BaseHTTPRequestHandler):
         if config.md5_mode != "none":
             self.send_header("x-md5", self.server.md5_of(path, chunked=config.md5_mode == "chunked"))
         self.end_headers()
-        self.server.stats.add("status_200")
         with open(path, "rb") as f:
             if fault in ("reset", "stall"):
                 part = f.read(max(1, size // 3))
+                self.server.stats.add_bytes(len(part))  # counted before it leaves, like the status
                 self.wfile.write(part)
-                self.server.stats.add_bytes(len(part))
                 if fault == "stall":
                     self.server.stopping.wait(self.server.config.faults.stall_seconds)
                 else:
@@ -296,8 +293,10 @@ class _Handler(BaseHTTPRequestHandler):
                     self.server.mark_reset(self.connection)
                 self.close_connection = True
                 return
+            self.server.stats.add_bytes(length)
             sent = self.connection.sendfile(f, 0, length)
-        self.server.stats.add_bytes(sent)
+        if sent != length:
+            self.server.stats.add_bytes(sent - length)
 
 
 class _Server(ThreadingHTTPServer):
