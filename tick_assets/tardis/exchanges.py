@@ -101,11 +101,6 @@ class ExchangeDetails:
         known = [d for d in ends if d is not None]
         return min(known) if known else None
 
-    def offers(self, data_type: str, symbol: str) -> bool:
-        """Whether datasets.symbols lists `symbol` with `data_type`."""
-        entry = self.symbols.get(symbol)
-        return entry is not None and data_type in entry.data_types
-
     def check_day(self, data_type: str, symbol: str, day: dt.date) -> None:
         """Raise UnavailableError unless `symbol` has `data_type` for the whole UTC `day`.
 
