@@ -21,6 +21,7 @@ import duckdb
 
 from tick_assets import settings
 from tick_assets.assets.offered import NOT_OFFERED
+from tick_assets.assets.partitions import partition_key
 from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
 from tick_assets.localstack import DagsterStack, backfill_progress
 from tick_assets.progress import StatusLine
@@ -152,7 +153,7 @@ def run_demo(
     home = data_dir / "dagster_home"
     instruments = settings.instruments()
     keys = [
-        f"{first_day + dt.timedelta(days=d):%Y-%m-%d}|{inst}" for inst in instruments for d in range(days)
+        partition_key(first_day + dt.timedelta(days=d), inst) for inst in instruments for d in range(days)
     ]
     started = time.monotonic()
     emulator_config = EmulatorConfig(

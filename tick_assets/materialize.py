@@ -19,12 +19,11 @@ from typing import Any
 
 import dagster as dg
 
+from tick_assets.assets.partitions import RANGE_END, RANGE_START, partition_key
 from tick_assets.progress import Progress, StatusLine, logs_around, ticking
 
 #: The job name `dg.materialize` runs under (the UI shows such runs as ad hoc materializations).
 EPHEMERAL_JOB_NAME = "__ephemeral_asset_job__"
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 
 
 @dataclass(frozen=True)
@@ -192,7 +191,7 @@ def _range_run(
         asset_keys,
         instance,
         defs.resources,
-        {RANGE_START: f"{start:%Y-%m-%d}|{instrument}", RANGE_END: f"{end:%Y-%m-%d}|{instrument}"},
+        {RANGE_START: partition_key(start, instrument), RANGE_END: partition_key(end, instrument)},
         listener,
     )
     rows: dict[str, int] = {}

@@ -172,10 +172,7 @@ def _lake_checks(
     @dg.multi_asset_check(specs=specs, name=f"{asset.key.path[-1]}_quality")
     def lake_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource):
         with duckdb.connect() as con:
-            keyed = [
-                (key, figures(con, lake.root, day))
-                for key, day in day_slices(partitions_def, context.partition_keys)
-            ]
+            keyed = [(key, figures(con, lake.root, day)) for key, day in day_slices(context.partition_keys)]
         checked = {key: _latest(context, asset.key, key) for key, _ in keyed}  # once per partition
         for rule in rules:
             check_key = dg.AssetCheckKey(asset.key, rule.name)
@@ -241,7 +238,7 @@ def build_feature_checks(
             with duckdb.get_connection() as con:
                 keyed = [
                     (key, quality.grid_figures(con, table, day, value_column))
-                    for key, day in day_slices(partitions_def, context.partition_keys, features.grid_step_ms)
+                    for key, day in day_slices(context.partition_keys, features.grid_step_ms)
                 ]
             check_key = dg.AssetCheckKey(asset.key, "grid_complete")
             for key, f in keyed:

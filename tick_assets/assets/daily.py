@@ -7,7 +7,7 @@ import json
 
 import dagster as dg
 
-from tick_assets.assets.partitions import DATE, INSTRUMENT, split_instrument
+from tick_assets.assets.partitions import DATE, INSTRUMENT, parse_partition_key, split_instrument
 from tick_assets.assets.resources import TardisResource
 from tick_assets.tardis.errors import TardisError
 from tick_assets.tardis.exchanges import ExchangeDetails
@@ -39,7 +39,8 @@ def _latest_materialized_day(
     instance: dg.DagsterInstance, asset_key: dg.AssetKey, instrument: str
 ) -> dt.date | None:
     keys = instance.get_materialized_partitions(asset_key)
-    days = [dt.date.fromisoformat(k.split("|")[0]) for k in keys if k.endswith(f"|{instrument}") and "|" in k]
+    parsed = (parse_partition_key(k) for k in keys if "|" in k)
+    days = [day for day, inst in parsed if inst == instrument]
     return max(days, default=None)
 
 

@@ -71,7 +71,7 @@ def _build_feature_asset(
         Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
         with duckdb.get_connection() as con:
             writer = SliceWriter(con, FEATURES_SCHEMA, name)
-            for key, day in day_slices(partitions_def, context.partition_keys, features.grid_step_ms):
+            for key, day in day_slices(context.partition_keys, features.grid_step_ms):
                 try:
                     written = writer.replace(query(lake.root, day), day)
                     summary = one_row(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from tick_assets import settings
@@ -30,31 +32,45 @@ def configured_partitions() -> dg.MultiPartitionsDefinition:
     return build_partitions(settings.start_date().isoformat(), settings.instruments())
 
 
+#: Dagster run tags of a ranged run (its first and last partition key).
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
 def split_instrument(instrument: str) -> tuple[str, str]:
     """`binance-futures:BTCUSDT` -> (`binance-futures`, `BTCUSDT`)."""
     exchange, _, symbol = instrument.partition(":")
     return exchange, symbol
 
 
-def day_requests(
-    partitions_def: dg.MultiPartitionsDefinition, partition_keys: list[str], data_type: str
-) -> list[DayRequest]:
+def partition_key(day: dt.date | str, instrument: str) -> str:
+    """The partition key of a day and an instrument: `2024-01-02|binance-futures:BTCUSDT`."""
+    return f"{parse_date(day):%Y-%m-%d}|{instrument}"
+
+
+def parse_partition_key(key: str) -> tuple[dt.date, str]:
+    """`2024-01-02|binance-futures:BTCUSDT` -> (date(2024, 1, 2), `binance-futures:BTCUSDT`)."""
+    day, sep, instrument = key.partition("|")
+    if not sep or not instrument:
+        raise ValueError(f"partition key {key!r} is not `YYYY-MM-DD|exchange:SYMBOL`")
+    return parse_date(day), instrument
+
+
+def day_requests(partition_keys: list[str], data_type: str) -> list[DayRequest]:
     """One lake request per partition key of the run (a single key or a whole ranged backfill run)."""
     requests = []
     for key in partition_keys:
-        dims = partitions_def.get_partition_key_from_str(key).keys_by_dimension
-        exchange, symbol = split_instrument(dims[INSTRUMENT])
-        requests.append(DayRequest(data_type, exchange, symbol, parse_date(dims[DATE]), key=key))
+        day, instrument = parse_partition_key(key)
+        exchange, symbol = split_instrument(instrument)
+        requests.append(DayRequest(data_type, exchange, symbol, day, key=key))
     return requests
 
 
-def day_slices(
-    partitions_def: dg.MultiPartitionsDefinition, partition_keys: list[str], step_ms: int = 1000
-) -> list[tuple[str, DaySlice]]:
+def day_slices(partition_keys: list[str], step_ms: int = 1000) -> list[tuple[str, DaySlice]]:
     """(partition key, grid slice) for every partition key of the run."""
     slices = []
     for key in partition_keys:
-        dims = partitions_def.get_partition_key_from_str(key).keys_by_dimension
-        exchange, symbol = split_instrument(dims[INSTRUMENT])
-        slices.append((key, DaySlice(exchange, symbol, parse_date(dims[DATE]), step_ms)))
+        day, instrument = parse_partition_key(key)
+        exchange, symbol = split_instrument(instrument)
+        slices.append((key, DaySlice(exchange, symbol, day, step_ms)))
     return slices

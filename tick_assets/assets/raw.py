@@ -48,7 +48,7 @@ def build_raw_asset(
     def raw_asset(
         context: dg.AssetExecutionContext, tardis: TardisResource, lake: LakeResource
     ) -> dg.MaterializeResult:
-        requests = day_requests(partitions_def, context.partition_keys, data_type)
+        requests = day_requests(context.partition_keys, data_type)
         context.log.info(
             f"{len(requests)} partition(s) of {data_type}: {requests[0].key} .. {requests[-1].key}"
         )

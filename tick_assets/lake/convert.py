@@ -14,27 +14,13 @@ import duckdb
 
 from tick_assets.lake.errors import CsvParseError, SchemaMismatchError
 from tick_assets.lake.layout import TEMP_SUFFIX
+from tick_assets.lake.parquet import ConversionOptions, copy_options
 from tick_assets.lake.schema import csv_columns_struct, empty_select, parquet_columns, quote, select_list
 from tick_assets.tardis.datatypes import columns, header_line
 from tick_assets.tardis.durable import fsync_path, owned_temp, remove_abandoned_temps
 
 #: Suffix of a conversion's own DuckDB spill folder under ConversionOptions.temp_directory.
 SPILL_SUFFIX = ".spill"
-
-
-@dataclass(frozen=True)
-class ConversionOptions:
-    """How DuckDB converts: its threads and memory cap per conversion, and the Parquet layout."""
-
-    # Two threads parse and write in parallel while keeping the file's row order (which the depth features rely
-    # on), but only with a memory limit of about 2 GB: below it DuckDB writes the ordered Parquet serially
-    # (2M-row book day: 7.8 s at 2 GB, 13.9 s at 1.5 GB). The limit is a cap, not a use: peak RSS stays ~600 MB.
-    threads: int = 2
-    memory_limit: str = "2GB"
-    row_group_size: int = 65_536
-    zstd_level: int = 3
-    temp_directory: Path | None = None
-    preview_rows: int = 5
 
 
 @dataclass(frozen=True)
@@ -120,10 +106,7 @@ def _copy_sql(source: Path | None, target: Path, data_type: str, options: Conver
             f"columns = {csv_columns_struct(data_type)}, auto_detect = false, compression = 'gzip', "
             "delim = ',', quote = '\"', escape = '\"')"
         )
-    return (
-        f"COPY ({query}) TO {sql_string(target)} (FORMAT parquet, COMPRESSION zstd, "
-        f"COMPRESSION_LEVEL {options.zstd_level}, ROW_GROUP_SIZE {options.row_group_size})"
-    )
+    return f"COPY ({query}) TO {sql_string(target)} ({copy_options(options, data_type)})"
 
 
 def write_partition(
