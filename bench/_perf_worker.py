@@ -85,22 +85,25 @@ def _gunzip(src: str) -> Callable[[], int]:
     return run
 
 
-def _feature(name: str, lake: str, day: str, db: str) -> tuple[int, float]:
-    import duckdb
-
+def _feature(name: str, lake: str, day: str, out: str) -> tuple[int, float]:
     from tick_assets.features.depth import depth_sql
     from tick_assets.features.grid import DaySlice
-    from tick_assets.features.store import SliceWriter
     from tick_assets.features.trade_bars import trade_bars_sql
+    from tick_assets.lake import LocalLake, connect, store_query
 
     query = {"depth": depth_sql, "trade_bars": trade_bars_sql}[name]
     grid = DaySlice("binance-futures", "BTCUSDT", dt.date.fromisoformat(day))
-    with duckdb.connect(db) as con:
-        writer = SliceWriter(con, "features", name)
-        writer.replace(query(Path(lake), grid), grid)  # warm-up: table creation, schema check
-        best = min(writer.replace(query(Path(lake), grid), grid).seconds for _ in range(REPEATS))
-        rows = con.execute(f"SELECT count(*) FROM features.{name}").fetchone()[0]
-    return rows, best
+    source, target = (
+        LocalLake(lake),
+        LocalLake(out),
+    )  # the feature partition is stored like the asset stores it
+    with connect(source) as con:
+        store_query(con, target, grid.partition(f"features/{name}"), query(source, grid))  # warm-up: caches
+        written = [
+            store_query(con, target, grid.partition(f"features/{name}"), query(source, grid))
+            for _ in range(REPEATS)
+        ]
+    return written[0].rows, min(w.seconds for w in written)
 
 
 def loop_depth(src: str, levels: int = 10) -> int:

@@ -2,7 +2,7 @@
 
 Starts an emulator, a Dagster webserver and daemon on 127.0.0.1 (a fresh DAGSTER_HOME and data dir), launches
 one backfill of DAYS x INSTRUMENTS for the chosen raw assets, waits for it, and checks every partition's rows
-against the file the emulator served. Then waits for the automation sensor to refresh warehouse/raw_views and
+against the file the emulator served. Then waits for the automation sensor to refresh warehouse/views and
 checks the warehouse totals.
 
 Run: .venv/bin/python bench/daemon_backfill.py [--days 30] [--scale 20000] [--assets trades,book_snapshot_25]
@@ -21,10 +21,10 @@ import duckdb
 
 from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
 from tick_assets.lake import partition_file
-from tick_assets.localstack import DagsterStack
+from tick_assets.stack.localstack import DagsterStack
 
 INSTRUMENTS = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
-_LAST_VIEWS = """{ assetOrError(assetKey: {path: ["warehouse", "raw_views"]}) {
+_LAST_VIEWS = """{ assetOrError(assetKey: {path: ["warehouse", "views"]}) {
   ... on Asset { assetMaterializations(limit: 1) { runId timestamp } } } }"""
 
 
@@ -124,7 +124,7 @@ def main() -> None:
                 cached = data_dir / "tardis" / f"{exchange}_{data_type}_{day:%Y-%m-%d}_{symbol}.csv.gz"
                 served = _gzip_rows(cached)
                 served_bytes += cached.stat().st_size
-                path = partition_file(data_dir / "lake", data_type, exchange, symbol, day)
+                path = partition_file(data_dir / "lake", f"raw/{data_type}", exchange, symbol, day)
                 rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
                 lake_total += rows
                 served_total += served
@@ -136,7 +136,7 @@ def main() -> None:
         f"{emulator.stats['bytes_sent']:,} bytes sent; download cache holds {served_bytes:,} bytes"
     )
     if views_at is None:
-        print("warehouse/raw_views was not refreshed by the automation sensor within 180 s")
+        print("warehouse/views was not refreshed by the automation sensor within 180 s")
         return
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         for data_type in data_types:

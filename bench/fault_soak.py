@@ -2,7 +2,7 @@
 
 Faults (per dataset request, deterministic by seed): 429 with Retry-After, 5xx, connection reset mid-body,
 truncated gzip, and stalls longer than the read timeout. Every partition must end materialized, and every lake
-file and warehouse table must equal the fault-free run's (rows and an order-independent checksum of all values).
+file (raw, features, analytics) must equal the fault-free run's (rows and an order-independent checksum of all values).
 
 Run: .venv/bin/python bench/fault_soak.py [--days 10] [--scale 2000] [--workdir DIR]
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from tick_assets import settings
 from tick_assets.emulator.faults import FaultConfig
 from tick_assets.emulator.server import EmulatorConfig
-from tick_assets.reliability import compare, run_backfill
+from tick_assets.stack.soak import compare, run_backfill
 
 INSTRUMENTS = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
 
@@ -72,7 +72,7 @@ def main() -> None:
             f"{partitions * len(run.partitions)} | {run.emulator.get('dataset_requests', 0)} | {injected} |"
         )
     print(
-        f"\ncompared: {result['items']} lake files and warehouse tables, {result['rows_compared']:,} rows; "
+        f"\ncompared: {result['items']} lake files, {result['rows_compared']:,} rows; "
         f"rows lost {result['rows_lost']}, rows duplicated/extra {result['rows_extra']}, "
         f"files or tables differing {result['items_differing']}"
     )

@@ -20,13 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
-
 from tick_assets.emulator.synth import write_dataset
 from tick_assets.features.depth import depth_sql
 from tick_assets.features.grid import DaySlice
-from tick_assets.features.store import SliceWriter
-from tick_assets.lake import partition_file, write_partition
+from tick_assets.lake import LocalLake, connect, partition_file, store_query, write_partition
 
 DAY = dt.date(2024, 1, 2)
 LEVELS = 10
@@ -70,7 +67,7 @@ def main() -> None:
     lake = work / "lake"
     conversion = write_partition(
         source,
-        partition_file(lake, "book_snapshot_25", "binance-futures", "BTCUSDT", DAY),
+        partition_file(lake, "raw/book_snapshot_25", "binance-futures", "BTCUSDT", DAY),
         "book_snapshot_25",
     )
 
@@ -90,18 +87,19 @@ def main() -> None:
     del rows
 
     day = DaySlice("binance-futures", "BTCUSDT", DAY, 1000)
-    with duckdb.connect(str(work / "bench.duckdb")) as con:
-        writer = SliceWriter(con, "features", "depth")
-        writer.replace(depth_sql(lake, day), day)  # warm-up: table creation and schema check, caches
+    target = LocalLake(work / "out")
+    with connect(LocalLake(lake)) as con:
+        store_query(con, target, day.partition("features/depth"), depth_sql(lake, day))  # warm-up: caches
         timings, query_timings = [], []
         for _ in range(3):
-            written = writer.replace(depth_sql(lake, day), day)
+            written = store_query(con, target, day.partition("features/depth"), depth_sql(lake, day))
             timings.append(written.seconds)
             started = time.perf_counter()
             con.execute(f"CREATE OR REPLACE TEMP TABLE depth_only AS {depth_sql(lake, day)}")
             query_timings.append(time.perf_counter() - started)
-        features = con.execute("SELECT count(*), count(mid) FROM features.depth").fetchone()
-        feature_columns = len(con.execute("DESCRIBE features.depth").fetchall())
+        stored = f"read_parquet('{written.path}')"
+        features = con.execute(f"SELECT count(*), count(mid) FROM {stored}").fetchone()
+        feature_columns = len(con.execute(f"DESCRIBE SELECT * FROM {stored}").fetchall())
         plan = con.execute(f"EXPLAIN {depth_sql(lake, day)}").fetchall()[0][1]
     depth_seconds, query_seconds = min(timings), min(query_timings)
     n = len(loop_out)

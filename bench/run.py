@@ -117,7 +117,7 @@ def ingest(work: Path, sizes: dict[str, list[int]]) -> Section:
             source = _day_file(work, data_type, rows)
             csv_mb, gz_mb = _csv_bytes(source) / 1e6, source.stat().st_size / 1e6
             lake_root = work / f"lake-{data_type}-{rows}"
-            dest = partition_file(lake_root, data_type, EXCHANGE, SYMBOL, DAY)
+            dest = partition_file(lake_root, f"raw/{data_type}", EXCHANGE, SYMBOL, DAY)
             runs = {
                 "lake": measure("lake", source, dest, data_type),
                 "duckdb_copy": measure("duckdb_copy", source, work / "copy.parquet"),
@@ -172,16 +172,19 @@ def features(work: Path, sizes: dict[str, list[int]]) -> Section:
         for rows in sizes.get(data_type, []):
             source = _day_file(work, data_type, rows)
             lake_root = work / f"lake-{data_type}-{rows}"
-            if not partition_file(lake_root, data_type, EXCHANGE, SYMBOL, DAY).exists():
+            if not partition_file(lake_root, f"raw/{data_type}", EXCHANGE, SYMBOL, DAY).exists():
                 measure(
-                    "lake", source, partition_file(lake_root, data_type, EXCHANGE, SYMBOL, DAY), data_type
+                    "lake",
+                    source,
+                    partition_file(lake_root, f"raw/{data_type}", EXCHANGE, SYMBOL, DAY),
+                    data_type,
                 )
-            ours = measure(feature, lake_root, DAY, work / f"features-{feature}-{rows}.duckdb")
+            ours = measure(feature, lake_root, DAY, work / f"features-{feature}-{rows}")
             base = measure(loop, source)
             n = base["rows"]
             day = f"{data_type} {_rows_label(rows)} ({n:,} rows)"
             section.details += [
-                f"| {day} | features/{feature} as the asset runs it (query + slice replace, best of 3) | "
+                f"| {day} | features/{feature} as the asset runs it (query + partition file stored, best of 3) | "
                 f"{ours['rows']:,} | {ours['seconds']:.3f} | {n / ours['seconds']:,.0f} |",
                 f"| {day} | Python loop per row over the csv.gz ({loop}) | {n:,} | {base['seconds']:.2f} | "
                 f"{n / base['seconds']:,.0f} |",
@@ -309,7 +312,7 @@ def backfill(work: Path, days: int, scale: int) -> Section:
     """A whole-graph backfill through webserver + daemon; orchestration overhead from the runs' step stats."""
     from tick_assets import settings
     from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
-    from tick_assets.localstack import DagsterStack
+    from tick_assets.stack.localstack import DagsterStack
 
     instruments = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
     first = dt.date(2024, 1, 2)

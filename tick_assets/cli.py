@@ -252,8 +252,8 @@ def _add_materialize_parser(sub: argparse._SubParsersAction) -> None:
         "materialize",
         help="materialize the assets for a date range (ranged runs per instrument) and build the warehouse views",
         description="Run the Dagster assets in this process for days [--from, --to) of every instrument, recorded in "
-        "the Dagster instance ($DAGSTER_HOME, else ./dagster.yaml from the repository root), then refresh "
-        "warehouse/raw_views and print a query over it. With --emulator, the bundled emulator serves the data.",
+        "the Dagster instance ($DAGSTER_HOME, else ./dagster.yaml when run from the repository root, else a temporary one), then refresh "
+        "warehouse/views and print a query over it. With --emulator, the bundled emulator serves the data.",
     )
     p.add_argument(
         "--assets",
@@ -291,8 +291,8 @@ def _run_materialize(args: argparse.Namespace) -> int:
             print(f"emulator on {emu.base_url} (scale {args.scale})")
         import dagster as dg
 
-        from tick_assets import materialize
-        from tick_assets.progress import StatusLine
+        from tick_assets.stack import materialize
+        from tick_assets.stack.progress import StatusLine
 
         defs = importlib.import_module("tick_assets.definitions").defs
         keys = [dg.AssetKey.from_user_string(k.strip()) for k in args.assets.split(",") if k.strip()]
@@ -309,9 +309,7 @@ def _run_materialize(args: argparse.Namespace) -> int:
             settings.backfill_days_per_run(),
             progress=StatusLine(sys.stdout),
         )
-        views_ok = materialize.materialize_unpartitioned(
-            defs, dg.AssetKey(["warehouse", "raw_views"]), instance
-        )
+        views_ok = materialize.materialize_unpartitioned(defs, dg.AssetKey(["warehouse", "views"]), instance)
         print(f"\n{'instrument':<30} {'days':<24} {'asset':<22} {'partitions':>10} {'rows':>12}  status")
         for run in runs:
             days = f"{run.first_day} .. {run.last_day}"
@@ -358,8 +356,8 @@ def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from tick_assets.demo import run_demo
-    from tick_assets.progress import StatusLine
+    from tick_assets.stack.demo import run_demo
+    from tick_assets.stack.progress import StatusLine
 
     if args.days < 1:
         print("--days must be at least 1", file=sys.stderr)

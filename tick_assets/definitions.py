@@ -7,21 +7,19 @@ import os
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
-from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from tick_assets import settings
 from tick_assets.assets.analytics import build_analytics_assets
 from tick_assets.assets.checks import build_feature_checks, build_raw_checks
 from tick_assets.assets.daily import build_daily_sensor
 from tick_assets.assets.features import build_feature_assets
-from tick_assets.assets.partitions import configured_partitions
-from tick_assets.assets.raw import build_raw_assets, configured_backfill_policy
-from tick_assets.assets.resources import FeatureSettings, LakeResource, TardisResource
+from tick_assets.assets.io_manager import LakeIOManager
+from tick_assets.assets.partitions import configured_backfill_policy, configured_partitions
+from tick_assets.assets.raw import build_raw_assets
+from tick_assets.assets.resources import LAKE_IO, FeatureSettings, LakeResource, TardisResource
 from tick_assets.assets.run_health import dead_run_workers
-from tick_assets.assets.warehouse import build_raw_views_asset
+from tick_assets.assets.warehouse import build_views_asset
 
-WAREHOUSE_FILE = "warehouse.duckdb"
 #: Steps start as forks of a server that has already imported Dagster, DuckDB, pandas and this package, instead
 #: of fresh interpreters that import them again (about 3 s per step on 2 cores).
 #: (Windows has no forkserver: steps are spawned there, as by default.)
@@ -35,34 +33,36 @@ STEP_EXECUTOR = (
 
 
 def build_definitions(
+    *,
     partitions: dg.MultiPartitionsDefinition,
-    policy: dg.BackfillPolicy,
+    backfill_policy: dg.BackfillPolicy,
     data_types: list[str],
     data_dir: Path,
     tardis: TardisResource,
+    lake: LakeResource | None = None,
     daily_sensor: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
 ) -> dg.Definitions:
-    """The whole asset graph (raw, views, features, analytics, checks, sensors) over `data_dir`."""
-    raw_assets = build_raw_assets(data_types, partitions)
+    """The whole asset graph (raw, features, analytics, checks, the warehouse catalog, sensors) over `data_dir`
+    (the lake at `lake`, by default DATA_DIR/lake or TICK_ASSETS_LAKE): the one way to wire it."""
+    raw_assets = build_raw_assets(data_types, partitions_def=partitions, backfill_policy=backfill_policy)
     raw_by_type = {a.key.path[-1]: a for a in raw_assets}
     book, trades = raw_by_type.get("book_snapshot_25"), raw_by_type.get("trades")
-    assets: list[dg.AssetsDefinition] = [*raw_assets, build_raw_views_asset(raw_assets)]
+    assets: list[dg.AssetsDefinition] = list(raw_assets)
     checks = build_raw_checks(book, trades, partitions)
     if book is not None and trades is not None:  # the features need both raw data types
-        depth, trade_bars = build_feature_assets(book, trades, partitions, policy)
-        assets += [depth, trade_bars, *build_analytics_assets(depth, trade_bars, partitions, policy)]
+        depth, trade_bars = build_feature_assets(book, trades, partitions, backfill_policy)
+        assets += [depth, trade_bars, *build_analytics_assets(depth, trade_bars, partitions, backfill_policy)]
         checks += build_feature_checks(depth, trade_bars, partitions)
-    warehouse = str(data_dir / WAREHOUSE_FILE)
+    lake = lake or LakeResource(data_dir=str(data_dir))
     return dg.Definitions(
         executor=STEP_EXECUTOR,
-        assets=assets,
+        assets=[*assets, build_views_asset(assets)],
         asset_checks=checks,
         resources={
             "tardis": tardis,
-            "lake": LakeResource(data_dir=str(data_dir)),
+            "lake": lake,
+            LAKE_IO: LakeIOManager(lake=lake),
             "features": FeatureSettings(),
-            "duckdb": DuckDBResource(database=warehouse),
-            "warehouse_io": DuckDBPandasIOManager(database=warehouse),
         },
         sensors=[
             build_daily_sensor(raw_assets, partitions, daily_sensor),
@@ -79,11 +79,11 @@ def build_definitions(
 
 partitions = configured_partitions()
 defs = build_definitions(
-    partitions,
-    configured_backfill_policy(),
-    settings.raw_data_types(),
-    settings.data_dir(),
-    TardisResource(
+    partitions=partitions,
+    backfill_policy=configured_backfill_policy(),
+    data_types=settings.raw_data_types(),
+    data_dir=settings.data_dir(),
+    tardis=TardisResource(
         # The key itself is resolved by Dagster at run time and never appears in config shown in the UI;
         # without TARDIS_API_KEY only the first day of each month can be downloaded.
         api_key=dg.EnvVar("TARDIS_API_KEY") if os.environ.get("TARDIS_API_KEY") else None,
@@ -91,5 +91,7 @@ defs = build_definitions(
         api_url=settings.api_url(),
         data_dir=str(settings.data_dir()),
     ),
-    dg.DefaultSensorStatus.RUNNING if settings.daily_sensor_on() else dg.DefaultSensorStatus.STOPPED,
+    daily_sensor=dg.DefaultSensorStatus.RUNNING
+    if settings.daily_sensor_on()
+    else dg.DefaultSensorStatus.STOPPED,
 )

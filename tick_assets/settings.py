@@ -88,9 +88,23 @@ def start_date() -> dt.date:
         raise ValueError(f"TICK_ASSETS_START_DATE={raw!r} is not a date; use YYYY-MM-DD.") from None
 
 
-def warehouse_path() -> Path:
-    """The DuckDB warehouse file: DATA_DIR/warehouse.duckdb."""
-    return data_dir() / "warehouse.duckdb"
+#: The catalog of views over the lake, in the data dir.
+WAREHOUSE_FILE = "warehouse.duckdb"
+
+
+def warehouse_path(data: Path | str | None = None) -> Path:
+    """The DuckDB warehouse (a catalog of views over the lake): DATA_DIR/warehouse.duckdb."""
+    return Path(data or data_dir()).absolute() / WAREHOUSE_FILE
+
+
+def lake_url(data: Path | str | None = None) -> str:
+    """TICK_ASSETS_LAKE: the lake root, a folder or `s3://bucket/prefix` (default DATA_DIR/lake)."""
+    return os.environ.get("TICK_ASSETS_LAKE") or str(Path(data or data_dir()).absolute() / "lake")
+
+
+def cache_retention() -> str:
+    """TICK_ASSETS_CACHE_RETENTION: `keep` every downloaded csv.gz (default), or `delete` it once stored."""
+    return os.environ.get("TICK_ASSETS_CACHE_RETENTION", "keep")
 
 
 def raw_data_types() -> list[str]:

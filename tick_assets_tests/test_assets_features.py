@@ -6,34 +6,34 @@ import datetime as dt
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
-from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from tick_assets.assets.analytics import build_analytics_assets
 from tick_assets.assets.checks import build_feature_checks, build_raw_checks
 from tick_assets.assets.features import build_feature_assets
-from tick_assets.assets.partitions import build_partitions
+from tick_assets.assets.partitions import RANGE_END, RANGE_START, build_partitions
 from tick_assets.assets.raw import build_raw_asset
 from tick_assets.assets.resources import FeatureSettings
-from tick_assets_tests.test_assets_raw import RANGE_END, RANGE_START, resources
+from tick_assets_tests.helpers.runs import resources
 
 BTC = "binance-futures:BTCUSDT"
 PARTITIONS = build_partitions("2024-01-01", [BTC, "deribit:BTC-PERPETUAL"])
 POLICY = dg.BackfillPolicy.multi_run(31)
 
 
+def _lake(data_dir, dataset: str) -> str:
+    """read_parquet over every partition file of a lake dataset (hive keys as columns)."""
+    return f"read_parquet('{data_dir}/lake/{dataset}/*/*/*/*.parquet', hive_partitioning = true)"
+
+
 def _platform(server, data_dir, grid_ms: int = 1000):
-    book, trades = build_raw_asset("book_snapshot_25", PARTITIONS), build_raw_asset("trades", PARTITIONS)
+    book, trades = (
+        build_raw_asset("book_snapshot_25", partitions_def=PARTITIONS),
+        build_raw_asset("trades", partitions_def=PARTITIONS),
+    )
     depth, bars = build_feature_assets(book, trades, PARTITIONS, POLICY)
     analytics = build_analytics_assets(depth, bars, PARTITIONS, POLICY)
     checks = build_raw_checks(book, trades, PARTITIONS) + build_feature_checks(depth, bars, PARTITIONS)
-    warehouse = str(data_dir / "warehouse.duckdb")
-    res = {
-        **resources(server, data_dir),
-        "features": FeatureSettings(grid_step_ms=grid_ms),
-        "duckdb": DuckDBResource(database=warehouse),
-        "warehouse_io": DuckDBPandasIOManager(database=warehouse),
-    }
+    res = {**resources(server, data_dir), "features": FeatureSettings(grid_step_ms=grid_ms)}
     return [book, trades, depth, bars, *analytics, *checks], res
 
 
@@ -72,20 +72,26 @@ def test_ranged_run_flows_from_raw_to_analytics_with_passing_checks(start_emulat
         assert e.target_materialization_data.storage_id == latest.storage_id
     depth_check = next(e for e in evaluations if e.check_name == "grid_complete" and e.partition == keys[0])
     assert depth_check.metadata["rows"].value == depth_check.metadata["expected_rows"].value == 86_400
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
+        # One file per partition in the lake, each holding exactly its own day and instrument.
         per_day = con.sql(
-            "SELECT ts::DATE, count(*), count(mid) FROM features.depth GROUP BY ALL ORDER BY ALL"
+            f"SELECT date, symbol_id, ts::DATE, count(*), count(mid) FROM {_lake(tmp_path, 'features/depth')} "
+            "GROUP BY ALL ORDER BY ALL"
         ).fetchall()
-        assert [(str(d), n) for d, n, _ in per_day] == [("2024-01-02", 86400), ("2024-01-03", 86400)]
+        assert [(str(d), s, str(t), n) for d, s, t, n, _ in per_day] == [
+            ("2024-01-02", "BTCUSDT", "2024-01-02", 86400),
+            ("2024-01-03", "BTCUSDT", "2024-01-03", 86400),
+        ]
         minutes = con.sql(
-            "SELECT count(*), count(DISTINCT instrument) FROM analytics.microstructure_1m"
+            f"SELECT count(*), count(DISTINCT instrument) FROM {_lake(tmp_path, 'analytics/microstructure_1m')}"
         ).fetchall()[0]
         assert minutes == (2 * 1440, 1)
         summary = con.sql(
-            "SELECT instrument, date::DATE, trades FROM analytics.daily_summary ORDER BY 2"
+            f"SELECT instrument, date, trades FROM {_lake(tmp_path, 'analytics/daily_summary')} ORDER BY 2"
         ).fetchall()
     assert [(i, str(d)) for i, d, _ in summary] == [(BTC, "2024-01-02"), (BTC, "2024-01-03")]
+    assert len(list((tmp_path / "lake" / "features" / "depth").rglob("*.parquet"))) == 2
     chart = tmp_path / "reports" / "daily_summary" / "binance-futures-BTCUSDT" / "2024-01-02.png"
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -165,10 +171,11 @@ def test_downstream_assets_receive_only_their_partition(start_emulator, tmp_path
     assert result.success
     (output,) = [e for e in result.get_asset_materialization_events()]
     assert output.materialization.partition == f"2024-01-03|{eth}"
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         got = con.sql(
-            "SELECT instrument, minute::DATE, count(*) FROM analytics.microstructure_1m GROUP BY ALL"
+            f"SELECT instrument, minute::DATE, count(*) FROM {_lake(tmp_path, 'analytics/microstructure_1m')} "
+            "GROUP BY ALL"
         ).fetchall()
     assert [(i, str(d), n) for i, d, n in got] == [(eth, "2024-01-03", 1440)]
 

@@ -10,31 +10,10 @@ import dagster as dg
 import duckdb
 import pytest
 
-from tick_assets.assets.partitions import build_partitions
+from tick_assets.assets.partitions import RANGE_END, RANGE_START, build_partitions
 from tick_assets.assets.raw import build_raw_asset
-from tick_assets.assets.resources import LakeResource, TardisResource
-from tick_assets.emulator.server import EmulatorServer
 from tick_assets.lake import partition_file
-
-BTC = "binance-futures:BTCUSDT"
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
-
-
-def resources(server: EmulatorServer, data_dir: Path, api_key: str | None = "test-key") -> dict:
-    """The resources of a run against `server`, everything under `data_dir`."""
-    return {
-        "tardis": TardisResource(
-            api_key=api_key,
-            datasets_url=server.datasets_url,
-            api_url=server.api_url,
-            data_dir=str(data_dir),
-            requests_per_second=1000,
-            burst=100,
-            max_attempts=3,
-        ),
-        "lake": LakeResource(data_dir=str(data_dir)),
-    }
+from tick_assets_tests.helpers.runs import BTC, materialize, resources
 
 
 def served_rows(data_dir: Path, exchange: str, data_type: str, day: str, symbol: str) -> int:
@@ -46,13 +25,6 @@ def served_rows(data_dir: Path, exchange: str, data_type: str, day: str, symbol:
 
 def lake_rows(path: Path) -> int:
     return duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
-
-
-def materialize(instance: dg.DagsterInstance, assets: list, **kwargs) -> dg.ExecuteInProcessResult:
-    """dg.materialize against `instance`, which keeps the result reachable for `materializations`."""
-    result = dg.materialize(assets, instance=instance, **kwargs)
-    result.test_instance = instance  # type: ignore[attr-defined]
-    return result
 
 
 def materializations(result: dg.ExecuteInProcessResult, data_type: str = "trades") -> dict[str, dict]:
@@ -79,17 +51,18 @@ PARTITIONS = build_partitions("2024-01-01", [BTC, "deribit:BTC-PERPETUAL"])
 
 @pytest.fixture
 def trades():
-    return build_raw_asset("trades", PARTITIONS)
+    return build_raw_asset("trades", partitions_def=PARTITIONS)
 
 
 def test_single_partition_writes_typed_parquet_with_metadata(instance, emulator, tmp_path, trades) -> None:
     key = f"2024-01-02|{BTC}"
     result = materialize(instance, [trades], partition_key=key, resources=resources(emulator, tmp_path))
     assert result.success
-    path = partition_file(tmp_path / "lake", "trades", "binance-futures", "BTCUSDT", "2024-01-02")
+    path = partition_file(tmp_path / "lake", "raw/trades", "binance-futures", "BTCUSDT", "2024-01-02")
     assert (
         path
-        == tmp_path / "lake/trades/exchange_id=binance-futures/symbol_id=BTCUSDT/date=2024-01-02/data.parquet"
+        == tmp_path
+        / "lake/raw/trades/exchange_id=binance-futures/symbol_id=BTCUSDT/date=2024-01-02/data.parquet"
     )
     assert sorted(p.name for p in path.parent.iterdir()) == ["data.parquet"]
     rows = served_rows(tmp_path, "binance-futures", "trades", "2024-01-02", "BTCUSDT")
@@ -120,7 +93,7 @@ def test_single_partition_writes_typed_parquet_with_metadata(instance, emulator,
 def test_ranged_run_writes_every_day_concurrently_with_per_partition_metadata(
     instance, emulator, tmp_path
 ) -> None:
-    asset = build_raw_asset("book_snapshot_25", PARTITIONS)
+    asset = build_raw_asset("book_snapshot_25", partitions_def=PARTITIONS)
     result = materialize(
         instance,
         [asset],
@@ -147,7 +120,7 @@ def test_rematerializing_replaces_the_partition_without_duplicates(
     key = f"2024-01-03|{BTC}"
     res = resources(emulator, tmp_path)
     assert materialize(instance, [trades], partition_key=key, resources=res).success
-    path = partition_file(tmp_path / "lake", "trades", "binance-futures", "BTCUSDT", "2024-01-03")
+    path = partition_file(tmp_path / "lake", "raw/trades", "binance-futures", "BTCUSDT", "2024-01-03")
     before = duckdb.sql(f"SELECT * FROM read_parquet('{path}') ORDER BY ALL").fetchall()
     first_inode = path.stat().st_ino
     again = materialize(instance, [trades], partition_key=key, resources=res)
@@ -169,7 +142,7 @@ def test_empty_day_materializes_an_empty_partition(instance, start_emulator, tmp
     meta = materializations(result)[key]
     assert meta["no_data"] is True and meta["dagster/row_count"] == 0
     assert "first_timestamp" not in meta and "preview" not in meta
-    path = partition_file(tmp_path / "lake", "trades", "binance-futures", "BTCUSDT", "2024-01-04")
+    path = partition_file(tmp_path / "lake", "raw/trades", "binance-futures", "BTCUSDT", "2024-01-04")
     assert lake_rows(path) == 0
     assert "timestamp_utc" in [c for c, *_ in duckdb.sql(f"DESCRIBE SELECT * FROM '{path}'").fetchall()]
 
@@ -185,7 +158,7 @@ def test_day_after_exported_until_fails_at_once_without_downloading(
     failure = result.failure_data_for_node("raw__trades").error
     assert "not exported yet" in failure.message and "2024-02-05" in failure.message
     assert emulator.stats["counts"].get("dataset_requests", 0) == 0
-    assert not (tmp_path / "lake" / "trades").exists()
+    assert not (tmp_path / "lake" / "raw" / "trades").exists()
 
 
 def test_day_before_available_since_fails_at_once(instance, emulator, tmp_path) -> None:
@@ -225,7 +198,7 @@ def test_404_fails_only_its_day_and_leaves_stored_partitions_untouched(
     assert materialize(
         instance, [asset], partition_key=f"2020-02-22|{BTC}", resources=resources(server, data)
     ).success
-    stored = partition_file(data / "lake", "trades", "binance-futures", "BTCUSDT", "2020-02-22")
+    stored = partition_file(data / "lake", "raw/trades", "binance-futures", "BTCUSDT", "2020-02-22")
     stored_bytes, stored_mtime = stored.read_bytes(), stored.stat().st_mtime_ns
 
     (folder / "binance-futures_trades_2020-02-22_BTCUSDT.csv.gz").unlink()
@@ -248,7 +221,7 @@ def test_404_fails_only_its_day_and_leaves_stored_partitions_untouched(
     assert recorded[f"2020-02-21|{BTC}"]["dagster/row_count"] > 0
     records = instance.fetch_materializations(dg.AssetKey(["raw", "trades"]), limit=10).records
     tags = next(r.asset_materialization.tags for r in records if r.run_id == result.run_id)
-    assert tags["dagster/code_version"] == "lake-v1" and tags["dagster/partition/instrument"] == BTC
+    assert tags["dagster/code_version"] == "lake-v2" and tags["dagster/partition/instrument"] == BTC
     assert result.failure_data_for_node("raw__trades").error.cls_name == "Failure"
     assert stored.read_bytes() == stored_bytes and stored.stat().st_mtime_ns == stored_mtime
     assert sorted(p.name for p in stored.parent.iterdir()) == ["data.parquet"]

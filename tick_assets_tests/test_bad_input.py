@@ -14,11 +14,11 @@ import dagster as dg
 import pytest
 
 from tick_assets import settings
-from tick_assets.assets.partitions import build_partitions
+from tick_assets.assets.partitions import RANGE_END, RANGE_START, build_partitions
 from tick_assets.assets.raw import build_raw_asset
 from tick_assets.emulator.faults import FaultConfig
 from tick_assets.lake import partition_file
-from tick_assets_tests.test_assets_raw import BTC, RANGE_END, RANGE_START, materialize, resources
+from tick_assets_tests.helpers.runs import BTC, materialize, resources
 
 GOOD_DAY, BAD_DAY = "2020-02-21", "2020-02-22"
 FILE = "binance-futures_trades_{day}_BTCUSDT.csv.gz"
@@ -120,7 +120,7 @@ def test_bad_input_fails_clearly_once_and_keeps_what_is_stored(
         tags={RANGE_START: f"{GOOD_DAY}|{BTC}", RANGE_END: f"{BAD_DAY}|{BTC}"},
     ).success
     stored = {
-        d: partition_file(data / "lake", "trades", "binance-futures", "BTCUSDT", d)
+        d: partition_file(data / "lake", "raw/trades", "binance-futures", "BTCUSDT", d)
         for d in (GOOD_DAY, BAD_DAY)
     }
     before = {d: (p.read_bytes(), p.stat().st_mtime_ns) for d, p in stored.items()}

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tick_assets.localstack import REPO_ROOT, DagsterStack
+from tick_assets.stack.localstack import DagsterStack
+from tick_assets_tests.helpers.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

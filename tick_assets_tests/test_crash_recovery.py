@@ -19,15 +19,22 @@ import pytest
 from tick_assets.emulator.faults import FaultConfig
 from tick_assets.emulator.synth import write_dataset
 from tick_assets.features.grid import DaySlice
-from tick_assets.features.store import SliceWriter
 from tick_assets.lake.convert import ConversionOptions, write_partition
-from tick_assets.reliability import fingerprint_file
+from tick_assets.lake.datasets import connect, store_query
+from tick_assets.lake.store import LocalLake
+from tick_assets.stack.soak import fingerprint_file
 from tick_assets.tardis.integrity import verify_gzip
 from tick_assets_tests.conftest import make_client
 from tick_assets_tests.helpers.crash_worker import slice_query
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = dt.date(2024, 1, 2)
+
+
+def _one(sql: str) -> tuple:
+    """The one row of `sql`, on a connection of its own (never DuckDB's shared default one)."""
+    with duckdb.connect() as con:
+        return con.execute(sql).fetchall()[0]
 
 
 def _start_worker(*args: str) -> subprocess.Popen:
@@ -111,27 +118,30 @@ def test_kill_mid_parquet_write_keeps_the_previous_partition_and_the_rerun_clean
     assert list(spill.iterdir()) == []
 
 
-def test_kill_mid_warehouse_write_keeps_the_old_slice_and_the_rerun_has_no_duplicates(tmp_path) -> None:
-    db, marker, rows = tmp_path / "warehouse.duckdb", tmp_path / "inside", 400_000
+def test_kill_mid_feature_write_keeps_the_old_partition_and_the_rerun_has_no_duplicates(tmp_path) -> None:
+    lake, marker, rows = LocalLake(tmp_path / "lake"), tmp_path / "inside", 400_000
     day = DaySlice("deribit", "BTC-PERPETUAL", DAY)
     other = DaySlice("deribit", "BTC-PERPETUAL", DAY + dt.timedelta(days=1))
-    with duckdb.connect(str(db)) as con:
-        writer = SliceWriter(con, "features", "crash")
-        writer.replace(slice_query(day, rows, 1.0), day)
-        writer.replace(slice_query(other, 1000, 1.0), other)
-    table_sql = "SELECT count(*), count(DISTINCT (instrument, ts)), sum(value) FROM features.crash"
+    with connect(lake) as con:
+        for d, n in ((day, rows), (other, 1000)):
+            store_query(con, lake, d.partition("features/crash"), slice_query(d, n, 1.0))
+    files = f"read_parquet('{tmp_path}/lake/features/crash/*/*/*/*.parquet')"
+    table_sql = f"SELECT count(*), count(DISTINCT (instrument, ts)), sum(value) FROM {files}"
+    folder = tmp_path / "lake" / day.partition("features/crash").relpath.rsplit("/", 1)[0]
 
-    # The new version (value x 2) stalls inside its transaction, after its DELETE and half its INSERT.
-    worker = _start_worker("warehouse", str(db), str(marker), DAY.isoformat(), str(rows), "2.0")
+    # The new version (value x 2) stalls after half its rows, while DuckDB writes the partition's temp file.
+    worker = _start_worker("feature", str(tmp_path / "lake"), str(marker), DAY.isoformat(), str(rows), "2.0")
     _kill_when(worker, marker.exists)
 
     old_sum = rows * (rows - 1) / 2 + 1000 * 999 / 2
-    with duckdb.connect(str(db)) as con:  # replays the WAL: only committed transactions survive
-        assert con.execute(table_sql).fetchone() == (rows + 1000, rows + 1000, old_sum)
-        writer = SliceWriter(con, "features", "crash")
-        writer.replace(slice_query(day, rows, 2.0), day)
-        new_sum = rows * (rows - 1) + 1000 * 999 / 2
-        assert con.execute(table_sql).fetchone() == (rows + 1000, rows + 1000, new_sum)
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("warehouse")) == [
-        "warehouse.duckdb"
-    ]
+    assert _one(table_sql) == (
+        rows + 1000,
+        rows + 1000,
+        old_sum,
+    )  # the old partition, whole
+    assert len(list(folder.glob(".data.parquet.*.tmp"))) == 1  # the dead writer's hidden temp
+    with connect(lake) as con:
+        store_query(con, lake, day.partition("features/crash"), slice_query(day, rows, 2.0))
+    new_sum = rows * (rows - 1) + 1000 * 999 / 2
+    assert _one(table_sql) == (rows + 1000, rows + 1000, new_sum)
+    assert sorted(p.name for p in folder.iterdir()) == ["data.parquet"]  # the next writer removed the temp

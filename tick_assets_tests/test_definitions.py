@@ -72,7 +72,7 @@ def test_assets_pools_partitions_and_backfill_policy(monkeypatch) -> None:
         assert keys == {
             "raw/trades",
             "raw/book_snapshot_25",
-            "warehouse/raw_views",
+            "warehouse/views",
             "features/depth",
             "features/trade_bars",
             "analytics/microstructure_1m",
@@ -87,11 +87,13 @@ def test_assets_pools_partitions_and_backfill_policy(monkeypatch) -> None:
             "instrument": "deribit:ETH-PERPETUAL",
         }
         assert pdef.get_first_partition_key() == "2023-06-01|binance-futures:BTCUSDT"
-        views = module.defs.resolve_assets_def(dg.AssetKey(["warehouse", "raw_views"]))
-        assert views.op.pool == "duckdb"
-        assert {k.to_user_string() for k in graph.get(views.key).parent_entity_keys} == {
-            "raw/trades",
-            "raw/book_snapshot_25",
+        # No step but the downloads has a pool: every step writes its own partition files.
+        pooled = {a.key.to_user_string(): a.op.pool for a in module.defs.assets if a.op.pool}
+        assert set(pooled) == {"raw/trades", "raw/book_snapshot_25"} and set(pooled.values()) == {"tardis"}
+        views = module.defs.resolve_assets_def(dg.AssetKey(["warehouse", "views"]))
+        assert views.op.pool is None
+        assert {k.to_user_string() for k in graph.get(views.key).parent_entity_keys} == keys - {
+            "warehouse/views"
         }
     finally:
         for name in (
@@ -107,12 +109,12 @@ def test_assets_pools_partitions_and_backfill_policy(monkeypatch) -> None:
 def test_raw_views_refresh_after_new_raw_partitions() -> None:
     defs = tick_assets.definitions.defs
     instance = dg.DagsterInstance.ephemeral()
-    views = dg.AssetSelection.assets(["warehouse", "raw_views"])
+    views = dg.AssetSelection.assets(["warehouse", "views"])
     # Never built: requested once within the first two ticks (the first tick only initialises `since`).
     tick1 = dg.evaluate_automation_conditions(defs, instance, asset_selection=views)
     first = dg.evaluate_automation_conditions(defs, instance, asset_selection=views, cursor=tick1.cursor)
     assert tick1.total_requested + first.total_requested == 1
-    instance.report_runless_asset_event(dg.AssetMaterialization(["warehouse", "raw_views"]))
+    instance.report_runless_asset_event(dg.AssetMaterialization(["warehouse", "views"]))
     quiet = dg.evaluate_automation_conditions(defs, instance, asset_selection=views, cursor=first.cursor)
     assert quiet.total_requested == 0
     instance.report_runless_asset_event(
@@ -123,7 +125,7 @@ def test_raw_views_refresh_after_new_raw_partitions() -> None:
 
 
 def test_instance_yaml_sets_pools_and_frees_slots_of_dead_runs(tmp_path) -> None:
-    from tick_assets.localstack import write_instance_yaml
+    from tick_assets.stack.localstack import write_instance_yaml
 
     write_instance_yaml(tmp_path)
     instance = dg.DagsterInstance.from_config(str(tmp_path))
@@ -137,9 +139,15 @@ def test_instance_yaml_sets_pools_and_frees_slots_of_dead_runs(tmp_path) -> None
 
 
 def test_zero_days_per_run_means_one_run_per_range(monkeypatch) -> None:
-    from tick_assets.assets.partitions import build_partitions
+    from tick_assets.assets.partitions import build_partitions, configured_backfill_policy
     from tick_assets.assets.raw import build_raw_asset
 
     monkeypatch.setenv("TICK_ASSETS_BACKFILL_DAYS_PER_RUN", "0")
-    asset = build_raw_asset("trades", build_partitions("2024-01-01", ["deribit:BTC-PERPETUAL"]))
+    policy = configured_backfill_policy()
+    assert policy == dg.BackfillPolicy.single_run()
+    asset = build_raw_asset(
+        "trades",
+        partitions_def=build_partitions("2024-01-01", ["deribit:BTC-PERPETUAL"]),
+        backfill_policy=policy,
+    )
     assert asset.backfill_policy == dg.BackfillPolicy.single_run()

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from tick_assets import settings
-from tick_assets.demo import run_demo
+from tick_assets.stack.demo import run_demo
 
 pytestmark = pytest.mark.slow
 DAYS = 2

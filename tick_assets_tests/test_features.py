@@ -30,7 +30,9 @@ def _query(sql: str) -> pd.DataFrame:
 def _lake_from_emulator(lake: Path, data_type: str, day: dt.date, scale: int = 3000) -> DaySlice:
     src = lake.parent / f"{data_type}.csv.gz"
     write_dataset("binance-futures", "BTCUSDT", data_type, day, scale, src)
-    write_partition(src, partition_file(lake, data_type, "binance-futures", "BTCUSDT", day), data_type)
+    write_partition(
+        src, partition_file(lake, f"raw/{data_type}", "binance-futures", "BTCUSDT", day), data_type
+    )
     return DaySlice("binance-futures", "BTCUSDT", day)
 
 
@@ -40,7 +42,7 @@ def _lake_from_sample(
     src = lake.parent / f"{sample}.gz"
     with open(SAMPLES / sample, "rb") as f, gzip.open(src, "wb") as g:
         shutil.copyfileobj(f, g)
-    write_partition(src, partition_file(lake, data_type, exchange, symbol, day), data_type)
+    write_partition(src, partition_file(lake, f"raw/{data_type}", exchange, symbol, day), data_type)
 
 
 def reference_depth(book: pd.DataFrame, day: DaySlice) -> pd.DataFrame:
@@ -108,7 +110,7 @@ def test_depth_matches_the_reference_on_emulator_data(tmp_path, step_ms) -> None
     day_slice = DaySlice(base.exchange, base.symbol, day, step_ms)
     ours = _query(depth_sql(tmp_path / "lake", day_slice))
     book = pd.read_parquet(
-        partition_file(tmp_path / "lake", "book_snapshot_25", "binance-futures", "BTCUSDT", day)
+        partition_file(tmp_path / "lake", "raw/book_snapshot_25", "binance-futures", "BTCUSDT", day)
     )
     ref = reference_depth(book, day_slice)
     assert len(ours) == len(ref) == 86_400_000 // step_ms
@@ -131,7 +133,7 @@ def test_depth_matches_the_reference_on_the_real_sample(tmp_path) -> None:
     day_slice = DaySlice("binance-futures", "BTCUSDT", day, 100)
     ours = _query(depth_sql(tmp_path / "lake", day_slice))
     book = pd.read_parquet(
-        partition_file(tmp_path / "lake", "book_snapshot_25", "binance-futures", "BTCUSDT", day)
+        partition_file(tmp_path / "lake", "raw/book_snapshot_25", "binance-futures", "BTCUSDT", day)
     )
     ref = reference_depth(book, day_slice)
     _compare(ours, ref, DEPTH_COLUMNS)
@@ -192,7 +194,9 @@ def test_trade_bars_match_the_reference_and_keep_every_trade(tmp_path) -> None:
     )
     day_slice = DaySlice("binance-futures", "BTCUSDT", day, 1000)
     ours = _query(trade_bars_sql(tmp_path / "lake", day_slice))
-    trades = pd.read_parquet(partition_file(tmp_path / "lake", "trades", "binance-futures", "BTCUSDT", day))
+    trades = pd.read_parquet(
+        partition_file(tmp_path / "lake", "raw/trades", "binance-futures", "BTCUSDT", day)
+    )
     in_day = trades[
         (trades["local_timestamp"] >= day_slice.start_us)
         & (trades["local_timestamp"] < day_slice.start_us + 86_400_000_000)
@@ -207,7 +211,7 @@ def test_trade_bars_on_emulator_data(tmp_path) -> None:
     day_slice = _lake_from_emulator(tmp_path / "lake", "trades", dt.date(2024, 1, 2), scale=30_000)
     ours = _query(trade_bars_sql(tmp_path / "lake", day_slice))
     trades = pd.read_parquet(
-        partition_file(tmp_path / "lake", "trades", "binance-futures", "BTCUSDT", "2024-01-02")
+        partition_file(tmp_path / "lake", "raw/trades", "binance-futures", "BTCUSDT", "2024-01-02")
     )
     _compare(ours, reference_bars(trades, day_slice), BAR_COLUMNS)
 
@@ -283,7 +287,7 @@ def test_minute_bars_of_a_day_do_not_depend_on_the_days_computed_with_it() -> No
 def _spoiled_book(tmp_path: Path, spoil) -> tuple[DaySlice, pd.DataFrame]:
     day = dt.date(2024, 1, 2)
     base = _lake_from_emulator(tmp_path / "lake", "book_snapshot_25", day)
-    path = partition_file(tmp_path / "lake", "book_snapshot_25", base.exchange, base.symbol, day)
+    path = partition_file(tmp_path / "lake", "raw/book_snapshot_25", base.exchange, base.symbol, day)
     book = spoil(pd.read_parquet(path))
     book.to_parquet(path, index=False)
     return base, book

@@ -14,12 +14,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tick_assets.durable import owned_temp
 from tick_assets.emulator.catalog import DERIVATIVE_TYPES
 from tick_assets.emulator.synth import write_dataset
 from tick_assets.lake import CsvParseError, SchemaMismatchError, write_partition
 from tick_assets.lake.schema import parquet_columns
 from tick_assets.tardis.datatypes import SCHEMAS, header_line
-from tick_assets.tardis.durable import owned_temp
 
 _PY_TYPES = {"BIGINT": int, "DOUBLE": float, "VARCHAR": str, "BOOLEAN": lambda v: v == "true"}
 

@@ -38,8 +38,8 @@ def test_lower_case_symbol_is_checked_like_it_is_downloaded(emulator, tmp_path) 
             client, tmp_path / "lake", _requests(dt.date(2024, 1, 2), 1, symbol="btcusdt")
         )
     assert result.ok, result.error
-    assert result.write.path == partition_file(
-        tmp_path / "lake", "trades", "binance-futures", "BTCUSDT", "2024-01-02"
+    assert result.write.path == str(
+        partition_file(tmp_path / "lake", "raw/trades", "binance-futures", "BTCUSDT", "2024-01-02")
     )
 
 

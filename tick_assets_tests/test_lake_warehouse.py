@@ -20,7 +20,7 @@ def _lake(tmp_path, days, symbols=("BTC-PERPETUAL", "ETH-PERPETUAL")) -> dict[tu
             src = tmp_path / f"{symbol}-{day}.csv.gz"
             rows[(symbol, day)] = write_dataset("deribit", symbol, "trades", day, 300, src)
             write_partition(
-                src, partition_file(tmp_path / "lake", "trades", "deribit", symbol, day), "trades"
+                src, partition_file(tmp_path / "lake", "raw/trades", "deribit", symbol, day), "trades"
             )
     return rows
 
@@ -43,7 +43,7 @@ def test_views_span_days_and_symbols_and_filter_by_date(tmp_path) -> None:
     rows = _lake(tmp_path, days)
     # An in-progress write of another run must stay invisible to readers.
     (
-        partition_file(tmp_path / "lake", "trades", "deribit", "BTC-PERPETUAL", days[0]).parent
+        partition_file(tmp_path / "lake", "raw/trades", "deribit", "BTC-PERPETUAL", days[0]).parent
         / ".data.parquet.x.tmp"
     ).write_bytes(b"partial")
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
@@ -90,7 +90,9 @@ def test_grouped_and_odd_symbols_keep_their_row_values(tmp_path) -> None:
     src = _gz(tmp_path / "grouped.csv.gz", header_line("liquidations") + "\n" + rows)
     for symbol in ("PERPETUALS", "A/B=C?%"):
         write_partition(
-            src, partition_file(lake, "liquidations", "binance-futures", symbol, "2024-01-02"), "liquidations"
+            src,
+            partition_file(lake, "raw/liquidations", "binance-futures", symbol, "2024-01-02"),
+            "liquidations",
         )
     with duckdb.connect() as con:
         ensure_raw_views(con, lake, ["liquidations"])
@@ -105,7 +107,7 @@ def test_grouped_and_odd_symbols_keep_their_row_values(tmp_path) -> None:
         ]
         assert con.sql("SELECT count(*) FROM raw.liquidations WHERE symbol = 'ETHUSDT'").fetchall() == [(2,)]
     # The lake folder is also a valid hive dataset for pandas/pyarrow (no column clashes with directory keys).
-    frame = pd.read_parquet(lake / "liquidations")
+    frame = pd.read_parquet(lake / "raw" / "liquidations")
     assert sorted(frame["symbol"]) == ["BTCUSDT", "BTCUSDT", "ETHUSDT", "ETHUSDT"]
 
 
@@ -118,6 +120,6 @@ def test_lake_path_with_glob_characters_is_refused_with_what_to_do(tmp_path) -> 
     days = [dt.date(2024, 1, 2)]
     src = tmp_path / "t.csv.gz"
     write_dataset("deribit", "BTC-PERPETUAL", "trades", days[0], 300, src)
-    write_partition(src, partition_file(root, "trades", "deribit", "BTC-PERPETUAL", days[0]), "trades")
+    write_partition(src, partition_file(root, "raw/trades", "deribit", "BTC-PERPETUAL", days[0]), "trades")
     with duckdb.connect() as con, pytest.raises(LakeError, match="TICK_ASSETS_DATA_DIR"):
         ensure_raw_views(con, root, ["trades"])

@@ -13,7 +13,8 @@ import duckdb
 import pytest
 
 from tick_assets.lake import partition_file
-from tick_assets.localstack import REPO_ROOT, DagsterStack, backfill_progress, write_instance_yaml
+from tick_assets.stack.localstack import DagsterStack, backfill_progress, write_instance_yaml
+from tick_assets_tests.helpers.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 INSTRUMENTS = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
@@ -67,7 +68,7 @@ def test_daemon_backfill_becomes_ranged_runs_with_every_row(emulator, tmp_path) 
     for inst in INSTRUMENTS:
         exchange, symbol = inst.split(":")
         for day in days:
-            path = partition_file(data_dir / "lake", "trades", exchange, symbol, day)
+            path = partition_file(data_dir / "lake", "raw/trades", exchange, symbol, day)
             rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
             assert rows == _served_rows(data_dir, f"{exchange}_trades_{day}_{symbol}.csv.gz") > 0
 
@@ -94,7 +95,7 @@ def test_new_raw_partitions_flow_to_features_and_analytics_without_a_click(emula
                 break
             time.sleep(3)
         runs = {r["runId"]: r for r in stack.runs()}
-        views = stack.materialized_partitions(["warehouse", "raw_views"])
+        views = stack.materialized_partitions(["warehouse", "views"])
     missing = [p for p, parts in done.items() if key not in parts]
     assert not missing, f"not materialized by automation within 7 min: {missing}"
     for parts in done.values():
@@ -104,10 +105,11 @@ def test_new_raw_partitions_flow_to_features_and_analytics_without_a_click(emula
         assert run["tags"].get("dagster/from_automation_condition") == "true", run["tags"]
         assert set(parts) == {key}  # only the new partition, nothing else
     assert views  # the warehouse views were refreshed too
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+    with duckdb.connect() as con:  # the feature partition is its own file in the lake
         rows = con.execute(
-            "SELECT count(*), count(mid) > 0 FROM features.depth WHERE instrument = 'deribit:BTC-PERPETUAL'"
-        ).fetchone()
+            f"SELECT count(*), count(mid) > 0 FROM read_parquet('{data_dir}/lake/features/depth/*/*/*/*.parquet') "
+            "WHERE instrument = 'deribit:BTC-PERPETUAL'"
+        ).fetchall()[0]
     assert rows == (86_400, True)
 
 
@@ -137,7 +139,7 @@ def test_dagster_cli_validates_and_materializes_a_partition(emulator, tmp_path) 
         key,
     )
     assert "RUN_SUCCESS" in out
-    path = partition_file(data_dir / "lake", "book_snapshot_25", "deribit", "BTC-PERPETUAL", "2024-01-05")
+    path = partition_file(data_dir / "lake", "raw/book_snapshot_25", "deribit", "BTC-PERPETUAL", "2024-01-05")
     rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
     assert rows == _served_rows(data_dir, "deribit_book_snapshot_25_2024-01-05_BTC-PERPETUAL.csv.gz") > 0
     assert "e2e-key" not in out

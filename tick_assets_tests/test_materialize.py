@@ -11,26 +11,22 @@ import sys
 import dagster as dg
 import duckdb
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from tick_assets.assets.partitions import build_partitions
 from tick_assets.assets.raw import build_raw_assets
-from tick_assets.assets.warehouse import build_raw_views_asset
-from tick_assets.materialize import RangeProgress, materialize_range, materialize_unpartitioned
-from tick_assets.progress import StatusLine
-from tick_assets_tests.test_assets_raw import resources
+from tick_assets.assets.warehouse import build_views_asset
+from tick_assets.stack.materialize import RangeProgress, materialize_range, materialize_unpartitioned
+from tick_assets.stack.progress import StatusLine
+from tick_assets_tests.helpers.runs import resources
 
 INSTRUMENTS = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
 
 
 def test_one_ranged_run_per_instrument_then_views(emulator, tmp_path) -> None:
-    raw = build_raw_assets(["trades"], build_partitions("2024-01-01", INSTRUMENTS))
+    raw = build_raw_assets(["trades"], partitions_def=build_partitions("2024-01-01", INSTRUMENTS))
     defs = dg.Definitions(
-        assets=[*raw, build_raw_views_asset(raw)],
-        resources={
-            **resources(emulator, tmp_path),
-            "duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb")),
-        },
+        assets=[*raw, build_views_asset(raw)],
+        resources=resources(emulator, tmp_path),
     )
     instance = dg.DagsterInstance.ephemeral()
     runs = materialize_range(
@@ -45,8 +41,8 @@ def test_one_ranged_run_per_instrument_then_views(emulator, tmp_path) -> None:
         (inst, True, {"raw/trades": 3}) for inst in INSTRUMENTS
     ]
     assert len(instance.get_run_records()) == 2
-    assert materialize_unpartitioned(defs, dg.AssetKey(["warehouse", "raw_views"]), instance)
-    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+    assert materialize_unpartitioned(defs, dg.AssetKey(["warehouse", "views"]), instance)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         got = con.sql("SELECT symbol, count(*) FROM raw.trades GROUP BY ALL ORDER BY ALL").fetchall()
     assert got == [("BTC-PERPETUAL", runs[1].rows["raw/trades"]), ("BTCUSDT", runs[0].rows["raw/trades"])]
 
@@ -86,7 +82,7 @@ def test_readme_first_command_materializes_against_the_emulator(tmp_path) -> Non
 
 
 def test_ranges_are_split_by_days_per_run(emulator, tmp_path) -> None:
-    raw = build_raw_assets(["trades"], build_partitions("2024-01-01", INSTRUMENTS))
+    raw = build_raw_assets(["trades"], partitions_def=build_partitions("2024-01-01", INSTRUMENTS))
     defs = dg.Definitions(assets=raw, resources=resources(emulator, tmp_path))
     runs = materialize_range(
         defs,
@@ -105,7 +101,9 @@ def test_ranges_are_split_by_days_per_run(emulator, tmp_path) -> None:
 
 
 def test_ranged_runs_show_runs_partitions_and_steps_as_they_go(emulator, tmp_path) -> None:
-    raw = build_raw_assets(["trades", "book_snapshot_25"], build_partitions("2024-01-01", INSTRUMENTS))
+    raw = build_raw_assets(
+        ["trades", "book_snapshot_25"], partitions_def=build_partitions("2024-01-01", INSTRUMENTS)
+    )
     defs = dg.Definitions(assets=raw, resources=resources(emulator, tmp_path))
     keys = [dg.AssetKey(["raw", "trades"]), dg.AssetKey(["raw", "book_snapshot_25"])]
     instance = dg.DagsterInstance.ephemeral()

@@ -15,7 +15,7 @@ from tick_assets.assets.resources import TardisResource
 from tick_assets.definitions import build_definitions
 from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
 from tick_assets.lake import partition_file
-from tick_assets.materialize import materialize_range, partitioned_asset_keys
+from tick_assets.stack.materialize import materialize_range, partitioned_asset_keys
 
 pytestmark = pytest.mark.slow
 INSTRUMENTS = [
@@ -63,11 +63,11 @@ def test_a_mixed_list_backfills_every_asset_green(synth_cache, tmp_path) -> None
             api_key="k", datasets_url=server.datasets_url, api_url=server.api_url, data_dir=str(data_dir)
         )
         defs = build_definitions(
-            build_partitions("2024-01-01", INSTRUMENTS),
-            dg.BackfillPolicy.multi_run(31),
-            types,
-            data_dir,
-            tardis,
+            partitions=build_partitions("2024-01-01", INSTRUMENTS),
+            backfill_policy=dg.BackfillPolicy.multi_run(31),
+            data_types=types,
+            data_dir=data_dir,
+            tardis=tardis,
         )
         keys = partitioned_asset_keys(defs)
         with dg.instance_for_test() as instance:
@@ -96,7 +96,7 @@ def test_a_mixed_list_backfills_every_asset_green(synth_cache, tmp_path) -> None
                     offered = data_type not in NOT_OFFERED[instrument]
                     assert (reason is None) == offered, (key, instrument, reason)
                     exchange, symbol = instrument.split(":")
-                    lake = partition_file(data_dir / "lake", data_type, exchange, symbol, DAY)
+                    lake = partition_file(data_dir / "lake", f"raw/{data_type}", exchange, symbol, DAY)
                     rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake}')").fetchall()[0][0]
                     assert rows == meta["dagster/row_count"].value
                     assert (rows > 0) == offered, (data_type, instrument, rows)
@@ -116,7 +116,7 @@ def test_a_mixed_list_backfills_every_asset_green(synth_cache, tmp_path) -> None
                             evaluation = r.event.dagster_event.event_specific_data
                             assert evaluation.severity == dg.AssetCheckSeverity.WARN, (check_key, r.partition)
                             assert check_key.asset_key.path[-1] not in NOT_OFFERED.get(instrument, ()), r
-            grouped = partition_file(data_dir / "lake", "options_chain", "deribit", "OPTIONS", DAY)
+            grouped = partition_file(data_dir / "lake", "raw/options_chain", "deribit", "OPTIONS", DAY)
             query = f"SELECT count(DISTINCT symbol) FROM read_parquet('{grouped}')"
             symbols = duckdb.sql(query).fetchall()[0][0]
             assert symbols > 20  # one grouped file, many option instruments

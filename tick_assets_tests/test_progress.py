@@ -6,8 +6,8 @@ import io
 import logging
 import sys
 
-from tick_assets.localstack import backfill_progress
-from tick_assets.progress import CLEAR_LINE, Progress, StatusLine, logs_around, render
+from tick_assets.stack.localstack import backfill_progress
+from tick_assets.stack.progress import CLEAR_LINE, Progress, StatusLine, logs_around, render
 
 RUNNING = Progress(
     label="backfill",

@@ -10,7 +10,7 @@ import pytest
 from tick_assets import settings
 from tick_assets.emulator.faults import FaultConfig
 from tick_assets.emulator.server import EmulatorConfig
-from tick_assets.reliability import compare, run_backfill
+from tick_assets.stack.soak import compare, run_backfill
 
 pytestmark = pytest.mark.slow
 INSTRUMENTS = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
@@ -43,11 +43,12 @@ def test_a_faulty_backfill_lands_the_same_data_as_a_clean_one(synth_cache, tmp_p
         assert run.failed_runs == 0
         assert set(run.partitions.values()) == {days * len(INSTRUMENTS)}, run.partitions
     # Same files and tables, same rows, same values: nothing lost, nothing duplicated, nothing half-written.
-    lake_files = days * len(INSTRUMENTS) * len(types)
+    # One file per partition of each raw type and of features/depth, trade_bars, analytics/microstructure_1m,
+    # daily_summary.
+    lake_files = days * len(INSTRUMENTS) * (len(types) + 4)
     assert sum(k.startswith("lake/") for k in clean.fingerprint) == lake_files
     assert compare(clean.fingerprint, faulty.fingerprint) == {
-        "items": lake_files
-        + 4,  # + features.depth, features.trade_bars, analytics.microstructure_1m, daily_summary
+        "items": lake_files,
         "rows_compared": sum(r for r, _ in clean.fingerprint.values()),
         "rows_lost": 0,
         "rows_extra": 0,

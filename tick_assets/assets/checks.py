@@ -1,5 +1,6 @@
 """Data-quality asset checks on raw books, raw trades and the feature grids (figures reported as metadata)."""
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,14 +12,20 @@ import duckdb
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData as TargetMaterialization,
 )
-from dagster_duckdb import DuckDBResource
 
+from tick_assets.assets.io_manager import dataset_of
 from tick_assets.assets.metadata import figures as rounded_figures
 from tick_assets.assets.offered import NOT_OFFERED, latest_materialization, not_offered_reason
 from tick_assets.assets.partitions import day_slices
-from tick_assets.assets.resources import DUCKDB_POOL, FeatureSettings, LakeResource
+from tick_assets.assets.resources import FeatureSettings, LakeResource
 from tick_assets.features import quality
 from tick_assets.features.grid import DaySlice
+
+# A partitions_def on an asset check is preview in Dagster 1.13 and is what gives each partition its own verdict:
+# used knowingly, not a warning.
+warnings.filterwarnings(
+    "ignore", r"Specifying a partitions_def on an AssetCheckSpec is currently in preview", dg.PreviewWarning
+)
 
 Figures = dict[str, Any]
 #: Share of crossed snapshots tolerated before the book check fails (exchanges do publish a few).
@@ -171,8 +178,8 @@ def _lake_checks(
 
     @dg.multi_asset_check(specs=specs, name=f"{asset.key.path[-1]}_quality")
     def lake_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource):
-        with duckdb.connect() as con:
-            keyed = [(key, figures(con, lake.root, day)) for key, day in day_slices(context.partition_keys)]
+        with lake.connect() as con:
+            keyed = [(key, figures(con, lake.lake, day)) for key, day in day_slices(context.partition_keys)]
         checked = {key: _latest(context, asset.key, key) for key, _ in keyed}  # once per partition
         for rule in rules:
             check_key = dg.AssetCheckKey(asset.key, rule.name)
@@ -226,23 +233,24 @@ def build_feature_checks(
     """Grid coverage of both feature tables, and no missing mid after the day's first snapshot."""
 
     def build(asset: dg.AssetsDefinition, value_column: str | None) -> dg.AssetChecksDefinition:
-        table = ".".join(asset.key.path)
+        dataset = dataset_of(asset.key)
 
-        @dg.asset_check(
-            asset=asset, partitions_def=partitions_def, blocking=True, pool=DUCKDB_POOL, name="grid_complete"
-        )
+        @dg.asset_check(asset=asset, partitions_def=partitions_def, blocking=True, name="grid_complete")
         def grid_complete(
-            context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource, features: FeatureSettings
+            context: dg.AssetCheckExecutionContext, lake: LakeResource, features: FeatureSettings
         ) -> Iterator[dg.AssetCheckEvaluation]:
             """Every grid point of the day is there once and, after the first book, none lacks a value."""
-            with duckdb.get_connection() as con:
+            with lake.connect() as con:
                 keyed = [
-                    (key, quality.grid_figures(con, table, day, value_column))
+                    (key, quality.grid_figures(con, lake.lake, dataset, day, value_column))
                     for key, day in day_slices(context.partition_keys, features.grid_step_ms)
                 ]
             check_key = dg.AssetCheckKey(asset.key, "grid_complete")
             for key, f in keyed:
-                passed = f["rows"] == f["distinct_ts"] == f["expected_rows"] and f["missing_after_first"] == 0
+                passed = (
+                    f["rows"] == f["rows_in_day"] == f["distinct_ts"] == f["expected_rows"]
+                    and f["missing_after_first"] == 0
+                )
                 yield _evaluation(
                     check_key,
                     key,
@@ -251,7 +259,7 @@ def build_feature_checks(
                     dg.AssetCheckSeverity.ERROR,
                     True,
                     f,
-                    f"{table}: a full grid, no gaps after the first value",
+                    f"{dataset}: a full grid of its day and instrument, no gaps after the first value",
                 )
             yield from _check_outputs(context)
 

@@ -1,21 +1,27 @@
-"""features/depth and features/trade_bars: the raw lake partitions on a fixed UTC grid, in the warehouse."""
+"""features/depth and features/trade_bars: the raw lake partitions on a fixed UTC grid, stored in the lake."""
 
+import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from tick_assets.assets.metadata import figures
 from tick_assets.assets.offered import NOT_OFFERED, not_offered_upstream
 from tick_assets.assets.partitions import day_slices
 from tick_assets.assets.reporting import PartitionOutcome, report
-from tick_assets.assets.resources import DUCKDB_POOL, FeatureSettings, LakeResource
+from tick_assets.assets.resources import LAKE_IO, FeatureSettings, LakeResource
 from tick_assets.features.depth import depth_sql
 from tick_assets.features.grid import DaySlice
 from tick_assets.features.quality import one_row
-from tick_assets.features.store import SliceWriter
 from tick_assets.features.trade_bars import trade_bars_sql
+from tick_assets.lake.convert import sql_string
+from tick_assets.lake.datasets import store_query
+from tick_assets.lake.store import Lake
+
+# `backfill_policy` is beta in Dagster 1.13 and is what makes backfills ranged runs: used knowingly, not a warning.
+warnings.filterwarnings(
+    "ignore", r"Parameter `backfill_policy` of function `asset` is currently in beta", dg.BetaWarning
+)
 
 FEATURES_SCHEMA = "features"
 
@@ -29,21 +35,17 @@ FOLLOW_UPSTREAM = (
 ).with_label("after its upstream partitions land and pass their blocking checks")
 
 
-def partition_expr(time_column: str) -> dict[str, str]:
-    """How the DuckDB IO manager finds a partition in a feature or analytics table (UTC day x instrument)."""
-    return {"date": f"timezone('UTC', {time_column})", "instrument": "instrument"}
-
-
 def _build_feature_asset(
     name: str,
     upstream: dg.AssetsDefinition,
-    query: Callable[[Path, DaySlice], str],
+    query: Callable[[Lake, DaySlice], str],
     summary_sql: str,
     description: str,
     partitions_def: dg.MultiPartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
 ) -> dg.AssetsDefinition:
-    code_version = f"{name}-v1"
+    code_version = f"{name}-v2"  # v2: one Parquet file per partition in the lake (was a warehouse table)
+    dataset = f"{FEATURES_SCHEMA}/{name}"
 
     @dg.asset(
         key=[FEATURES_SCHEMA, name],
@@ -51,31 +53,31 @@ def _build_feature_asset(
         deps=[upstream],
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
-        pool=DUCKDB_POOL,
         group_name="features",
-        kinds={"duckdb", "sql"},
+        kinds={"duckdb", "sql", "parquet"},
         code_version=code_version,
-        io_manager_key="warehouse_io",
+        io_manager_key=LAKE_IO,
         automation_condition=FOLLOW_UPSTREAM,
-        metadata={"partition_expr": partition_expr("ts"), "dagster/table_name": f"{FEATURES_SCHEMA}.{name}"},
+        metadata={"dagster/table_name": f"{FEATURES_SCHEMA}.{name}"},
     )
     def feature_asset(
-        context: dg.AssetExecutionContext,
-        duckdb: DuckDBResource,
-        lake: LakeResource,
-        features: FeatureSettings,
+        context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettings
     ) -> dg.MaterializeResult:
         outcomes = []
         # An instrument Tardis has no such raw data for still gets its (empty) grid, marked as such.
         not_offered = not_offered_upstream(context.instance, [upstream.key], context.partition_keys)
-        Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
-        with duckdb.get_connection() as con:
-            writer = SliceWriter(con, FEATURES_SCHEMA, name)
+        with lake.connect() as con:
             for key, day in day_slices(context.partition_keys, features.grid_step_ms):
                 try:
-                    written = writer.replace(query(lake.root, day), day)
+                    written = store_query(
+                        con,
+                        lake.lake,
+                        day.partition(dataset),
+                        query(lake.lake, day),
+                        lake.conversion_options(),
+                    )
                     summary = one_row(
-                        con, summary_sql.format(table=written.table), [day.instrument, day.start_us]
+                        con, summary_sql.format(source=f"read_parquet({sql_string(written.path)})")
                     )
                 except Exception as exc:  # one verdict per partition; report() fails the step
                     context.log.error(f"{key}: {type(exc).__name__}: {exc}")
@@ -87,6 +89,8 @@ def _build_feature_asset(
                         "dagster/row_count": written.rows,
                         "grid_step_ms": day.step_ms,
                         "seconds": written.seconds,
+                        "parquet_bytes": written.bytes,
+                        "path": dg.MetadataValue.path(written.path),
                         **{k: v for k, v in summary.items() if v is not None},
                     }
                 )
@@ -108,12 +112,6 @@ def _build_feature_asset(
     return feature_asset
 
 
-_SLICE = (
-    "instrument = $1 AND ts >= make_timestamp($2::BIGINT)::TIMESTAMPTZ "
-    "AND ts < make_timestamp($2::BIGINT + 86400000000)::TIMESTAMPTZ"
-)
-
-
 def build_feature_assets(
     book: dg.AssetsDefinition,
     trades: dg.AssetsDefinition,
@@ -127,7 +125,7 @@ def build_feature_assets(
             book,
             depth_sql,
             "SELECT count(mid) AS rows_with_book, avg(spread_bps) AS mean_spread_bps, sum(updates) AS book_updates "
-            f"FROM {{table}} WHERE {_SLICE}",
+            "FROM {source}",
             "Order book on a fixed UTC grid (last snapshot at or before each point): mid, spread, microprice, "
             "depth and notional at 1/5/10/25 levels, imbalance, depth within 10/25/50 bps, staleness, updates.",
             partitions_def,
@@ -138,7 +136,7 @@ def build_feature_assets(
             trades,
             trade_bars_sql,
             "SELECT count(open) AS rows_with_trades, sum(trades) AS trades, sum(volume) AS volume "
-            f"FROM {{table}} WHERE {_SLICE}",
+            "FROM {source}",
             "Trades on the same grid, bar t = [t, t + step): OHLC, volume, notional, VWAP, count, buy, sell "
             "and signed (taker) volume.",
             partitions_def,

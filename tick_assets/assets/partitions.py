@@ -37,6 +37,16 @@ RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
 
+#: Ranged backfill runs of at most 31 partitions: what `configured_backfill_policy` gives by default.
+DEFAULT_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(settings.DEFAULT_BACKFILL_DAYS_PER_RUN)
+
+
+def configured_backfill_policy() -> dg.BackfillPolicy:
+    """Ranged backfill runs of at most TICK_ASSETS_BACKFILL_DAYS_PER_RUN partitions (0: one run per range)."""
+    days_per_run = settings.backfill_days_per_run()
+    return dg.BackfillPolicy.multi_run(days_per_run) if days_per_run else dg.BackfillPolicy.single_run()
+
+
 def split_instrument(instrument: str) -> tuple[str, str]:
     """`binance-futures:BTCUSDT` -> (`binance-futures`, `BTCUSDT`)."""
     exchange, _, symbol = instrument.partition(":")

@@ -1,41 +1,43 @@
 """raw/<data_type>: one daily-partitioned asset per Tardis data type, downloaded and stored as Parquet."""
 
+import warnings
 from collections.abc import Sequence
 
 import dagster as dg
 
-from tick_assets import settings
 from tick_assets.assets.metadata import column_schema, describe_result, partition_metadata
-from tick_assets.assets.partitions import day_requests
+from tick_assets.assets.partitions import DEFAULT_BACKFILL_POLICY, day_requests
 from tick_assets.assets.reporting import PartitionOutcome, report
-from tick_assets.assets.resources import TARDIS_POOL, LakeResource, TardisResource
+from tick_assets.assets.resources import LAKE_IO, TARDIS_POOL, LakeResource, TardisResource
 from tick_assets.lake import ingest_days
 
+# `backfill_policy` is beta in Dagster 1.13 and is what makes backfills ranged runs: used knowingly, not a warning.
+warnings.filterwarnings(
+    "ignore", r"Parameter `backfill_policy` of function `asset` is currently in beta", dg.BetaWarning
+)
+
 #: Bump when the Parquet layout or typing changes, so Dagster flags stored partitions as outdated.
-RAW_CODE_VERSION = "lake-v1"
-
-
-def configured_backfill_policy() -> dg.BackfillPolicy:
-    """Ranged backfill runs of at most TICK_ASSETS_BACKFILL_DAYS_PER_RUN partitions (0: one run per range)."""
-    days_per_run = settings.backfill_days_per_run()
-    return dg.BackfillPolicy.multi_run(days_per_run) if days_per_run else dg.BackfillPolicy.single_run()
+#: v2: files under lake/raw/<data_type>/ (v1: lake/<data_type>/), Parquet encodings that keep them below gzip size.
+RAW_CODE_VERSION = "lake-v2"
 
 
 def build_raw_asset(
     data_type: str,
+    *,
     partitions_def: dg.MultiPartitionsDefinition,
-    backfill_policy: dg.BackfillPolicy | None = None,
+    backfill_policy: dg.BackfillPolicy = DEFAULT_BACKFILL_POLICY,
 ) -> dg.AssetsDefinition:
-    """Build raw/<data_type>: Tardis csv.gz -> typed zstd Parquet at lake/<data_type>/exchange_id=/symbol_id=/date=/."""
-    policy = backfill_policy or configured_backfill_policy()
+    """Build raw/<data_type>: Tardis csv.gz -> typed zstd Parquet at lake/raw/<data_type>/exchange_id=/symbol_id=/date=/."""
 
     @dg.asset(
         name=data_type,
         key_prefix="raw",
         description=f"Tardis `{data_type}` for one UTC day and instrument, typed zstd Parquet in the lake "
-        f"(`lake/{data_type}/exchange_id=/symbol_id=/date=/data.parquet`); query it as `raw.{data_type}` in the warehouse.",
+        f"(`lake/raw/{data_type}/exchange_id=/symbol_id=/date=/data.parquet`); query it as `raw.{data_type}` in the "
+        "warehouse, or take it as a DataFrame through `lake_io`.",
         partitions_def=partitions_def,
-        backfill_policy=policy,
+        backfill_policy=backfill_policy,
+        io_manager_key=LAKE_IO,
         pool=TARDIS_POOL,
         group_name="raw",
         kinds={"tardis", "parquet"},
@@ -54,11 +56,12 @@ def build_raw_asset(
         )
         results = ingest_days(
             tardis.client,
-            lake.root,
+            lake.lake,
             requests,
             lake.conversion_options(),
             max_workers=tardis.max_in_flight,
             max_conversions=lake.max_parallel_conversions,
+            cache_retention=lake.cache_retention,
             on_result=lambda r: (context.log.error if r.error else context.log.info)(describe_result(r)),
         )
         outcomes = [
@@ -70,7 +73,12 @@ def build_raw_asset(
 
 
 def build_raw_assets(
-    data_types: Sequence[str], partitions_def: dg.MultiPartitionsDefinition
+    data_types: Sequence[str],
+    *,
+    partitions_def: dg.MultiPartitionsDefinition,
+    backfill_policy: dg.BackfillPolicy = DEFAULT_BACKFILL_POLICY,
 ) -> list[dg.AssetsDefinition]:
     """One raw asset per enabled data type (TICK_ASSETS_DATA_TYPES)."""
-    return [build_raw_asset(t, partitions_def) for t in data_types]
+    return [
+        build_raw_asset(t, partitions_def=partitions_def, backfill_policy=backfill_policy) for t in data_types
+    ]

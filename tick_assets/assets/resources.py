@@ -5,17 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from pydantic import PrivateAttr
 
 from tick_assets import settings
 from tick_assets.lake import ConversionOptions
+from tick_assets.lake.datasets import connect
+from tick_assets.lake.migrate import check_layout
+from tick_assets.lake.store import Lake, LocalLake, open_lake
 from tick_assets.tardis import LimiterConfig, RetryPolicy, TardisClient
 from tick_assets.tardis.shared import shared_client
 
-#: Pool of download steps (they never open the warehouse); raise it with `dagster instance concurrency set`.
+#: Pool of download steps; raise it with `dagster instance concurrency set`. Nothing else needs a pool: every
+#: step writes its own partition files and reads the lake, so steps of different partitions never wait.
 TARDIS_POOL = "tardis"
-#: Pool of every step that opens data/warehouse.duckdb: DuckDB allows one writer process (limit 1).
-DUCKDB_POOL = "duckdb"
+#: Resource key of the IO manager that stores and loads asset partitions in the lake.
+LAKE_IO = "lake_io"
 
 
 class TardisResource(dg.ConfigurableResource):
@@ -76,29 +81,55 @@ class TardisResource(dg.ConfigurableResource):
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The Parquet lake under DATA_DIR/lake and how csv.gz files are converted into it."""
+    """The lake (every partition of every asset, as Parquet), the warehouse catalog over it, and how csv.gz files
+    are converted into it."""
 
     data_dir: str = str(settings.data_dir())
+    #: A folder or `s3://bucket/prefix` (TICK_ASSETS_LAKE); empty: DATA_DIR/lake.
+    lake_url: str = ""
+    #: `keep` the downloaded csv.gz files (a cache for re-runs), or `delete` each once its partition is stored.
+    cache_retention: str = settings.cache_retention()
     max_parallel_conversions: int = 2
     duckdb_threads_per_conversion: int = 2
     duckdb_memory_limit: str = "2GB"
     row_group_size: int = 65_536
     zstd_level: int = 3
 
+    _lake: Lake | None = PrivateAttr(default=None)
+
     @property
-    def root(self) -> Path:
-        """The lake root: DATA_DIR/lake."""
-        return Path(self.data_dir) / "lake"
+    def lake(self) -> Lake:
+        """The lake of this step (opened on first use)."""
+        if self._lake is None:
+            lake = open_lake(self.lake_url or settings.lake_url(self.data_dir))
+            if isinstance(lake, LocalLake):
+                check_layout(lake.root)
+            self._lake = lake
+        return self._lake
+
+    @property
+    def scratch(self) -> Path:
+        """This machine's scratch folder (DuckDB spill files, downloads of remote partitions)."""
+        return Path(self.data_dir) / "scratch"
+
+    @property
+    def warehouse(self) -> Path:
+        """The catalog of views: DATA_DIR/warehouse.duckdb."""
+        return settings.warehouse_path(self.data_dir)
 
     def conversion_options(self) -> ConversionOptions:
-        """DuckDB settings of one conversion (spill files go under the lake's _tmp folder)."""
+        """DuckDB settings of one conversion (spill files go under the scratch folder)."""
         return ConversionOptions(
             threads=self.duckdb_threads_per_conversion,
             memory_limit=self.duckdb_memory_limit,
             row_group_size=self.row_group_size,
             zstd_level=self.zstd_level,
-            temp_directory=self.root / "_tmp",
+            temp_directory=self.scratch / "duckdb",
         )
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection of this step that reads the lake."""
+        return connect(self.lake, self.duckdb_threads_per_conversion, self.duckdb_memory_limit)
 
 
 class FeatureSettings(dg.ConfigurableResource):

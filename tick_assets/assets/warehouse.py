@@ -1,57 +1,56 @@
-"""warehouse/raw_views: the `raw` schema of data/warehouse.duckdb, one view per data type over the lake."""
+"""warehouse/views: data/warehouse.duckdb, a catalog of views over every lake dataset (raw, features, analytics)."""
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
-from tick_assets.assets.resources import DUCKDB_POOL, LakeResource
-from tick_assets.lake import describe_raw_views, ensure_raw_views
+from tick_assets.assets.io_manager import dataset_of
+from tick_assets.assets.resources import LakeResource
+from tick_assets.lake.warehouse import catalog_datasets, describe_views, open_catalog, publish_catalog
 
-#: Refresh after new raw partitions land (once any backfill has finished), and build the views the first time.
+VIEWS_KEY = dg.AssetKey(["warehouse", "views"])
+
+#: Refresh after new partitions land (once any backfill has finished), and build the catalog the first time.
 REFRESH_VIEWS = (
     (dg.AutomationCondition.missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
-).with_label("refresh after new raw partitions")
+).with_label("refresh after new partitions")
 
 
-def build_raw_views_asset(raw_assets: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefinition:
-    """Build the asset that (re)creates `raw.<data_type>` views for every raw asset."""
-    data_types = [a.key.path[-1] for a in raw_assets]
+def build_views_asset(partitioned: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefinition:
+    """Build the asset that republishes the catalog: one view per lake dataset, in schemas raw/features/analytics."""
+    datasets = [dataset_of(key) for a in partitioned for key in a.keys]
 
     @dg.asset(
-        key=["warehouse", "raw_views"],
-        deps=list(raw_assets),
-        pool=DUCKDB_POOL,
+        key=VIEWS_KEY,
+        deps=list(partitioned),
         group_name="warehouse",
         kinds={"duckdb"},
-        code_version="views-v1",
+        code_version="views-v2",
         automation_condition=REFRESH_VIEWS,
     )
-    def raw_views(
-        context: dg.AssetExecutionContext, duckdb: DuckDBResource, lake: LakeResource
-    ) -> dg.MaterializeResult:
-        """Views `raw.<data_type>` over every lake partition, so `WHERE date BETWEEN ...` spans days."""
-        Path(duckdb.database).parent.mkdir(
-            parents=True, exist_ok=True
-        )  # DuckDB creates the file, not its folder
-        with duckdb.get_connection() as con:
-            ensure_raw_views(con, lake.root, data_types)
-            infos = describe_raw_views(con, lake.root, data_types)
+    def views(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        """Views `raw.<data_type>`, `features.<name>`, `analytics.<name>` (and any other lake dataset) over every
+        partition file, swapped in as a new file: readers holding the old one are never blocked."""
+        every = catalog_datasets(lake.lake, datasets=datasets)
+        publish_catalog(lake.warehouse, lake.lake, every)
+        with open_catalog(lake.warehouse, lake.lake) as con:
+            infos = describe_views(con, lake.lake, every)
         table = ["| view | partitions | rows | first date | last date |", "|---|---|---|---|---|"]
         table += [
             f"| `{i.name}` | {i.files} | {i.rows:,} | {i.first_date or ''} | {i.last_date or ''} |"
             for i in infos
         ]
+        context.log.info(f"{len(infos)} views over {lake.lake.url}")
         return dg.MaterializeResult(
             metadata={
                 "views": dg.MetadataValue.md("\n".join(table)),
                 "total_rows": sum(i.rows for i in infos),
                 "total_partitions": sum(i.files for i in infos),
-                "database": dg.MetadataValue.path(duckdb.database),
+                "database": dg.MetadataValue.path(str(lake.warehouse)),
+                "lake": lake.lake.url,
             }
         )
 
-    return raw_views
+    return views

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tick_assets.features.grid import DaySlice
 from tick_assets.lake.schema import quote
+from tick_assets.lake.store import Lake
 
 LEVELS = 25
 DEPTH_LEVELS = (1, 5, 10, 25)
@@ -102,9 +103,9 @@ def feature_columns_sql() -> str:
     return ",\n    ".join(cols)
 
 
-def depth_sql(lake_root: Path, day: DaySlice) -> str:
+def depth_sql(lake: Lake | Path, day: DaySlice) -> str:
     """The query giving one day's depth features: one row per grid point of the day."""
-    src = day.lake_file_sql(lake_root, "book_snapshot_25")
+    src = day.lake_file_sql(lake, "raw/book_snapshot_25")
     start, step = day.start_us, day.step_us
     level_cols = ", ".join(f(s, i) for i in range(LEVELS) for s in SIDES for f in (_px, _qty))
     return f"""

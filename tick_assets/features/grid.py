@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 from tick_assets.lake.convert import sql_string
-from tick_assets.lake.layout import partition_file
+from tick_assets.lake.datasets import Partition
+from tick_assets.lake.store import Lake, as_lake
 from tick_assets.tardis.exchanges import is_grouped
 
 MICROS_PER_DAY = 86_400_000_000
@@ -62,11 +64,15 @@ class DaySlice:
             f"SELECT range AS t FROM range({self.start_us}, {self.start_us + MICROS_PER_DAY}, {self.step_us})"
         )
 
-    def lake_file_sql(self, lake_root, data_type: str) -> str:
-        """The quoted path of this slice's lake partition of `data_type`."""
-        path = partition_file(lake_root, data_type, self.exchange, self.symbol, self.day)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"{path} is missing: materialize raw/{data_type} for {self.day} {self.instrument} first."
+    def partition(self, dataset: str) -> Partition:
+        """This slice's partition of a lake dataset (`raw/trades`, `features/depth`, ...)."""
+        return Partition(dataset, self.exchange, self.symbol, self.day)
+
+    def lake_file_sql(self, lake: Lake | Path, dataset: str) -> str:
+        """The quoted path of this slice's partition of a lake dataset; PartitionMissingError if it is not there."""
+        return sql_string(
+            as_lake(lake).require(
+                self.partition(dataset).relpath,
+                f"materialize {dataset} for {self.day} {self.instrument} first",
             )
-        return sql_string(path)
+        )

@@ -7,6 +7,8 @@ from pathlib import Path
 import duckdb
 
 from tick_assets.features.grid import MICROS_PER_DAY, DaySlice
+from tick_assets.lake.convert import sql_string
+from tick_assets.lake.store import Lake
 
 
 def one_row(
@@ -15,14 +17,14 @@ def one_row(
     """The single row of `sql` as a dict keyed by column name."""
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
-    return dict(zip(names, cur.fetchone(), strict=True))
+    return dict(zip(names, cur.fetchall()[0], strict=True))
 
 
 def book_figures(
-    con: duckdb.DuckDBPyConnection, lake_root: Path, day: DaySlice
+    con: duckdb.DuckDBPyConnection, lake: Lake | Path, day: DaySlice
 ) -> dict[str, float | int | None]:
     """Crossed/locked books, local_timestamp order and lag, and the longest silence of a book_snapshot_25 day."""
-    src = day.lake_file_sql(lake_root, "book_snapshot_25")
+    src = day.lake_file_sql(lake, "raw/book_snapshot_25")
     return one_row(
         con,
         f"""
@@ -50,10 +52,10 @@ def book_figures(
 
 
 def trade_figures(
-    con: duckdb.DuckDBPyConnection, lake_root: Path, day: DaySlice
+    con: duckdb.DuckDBPyConnection, lake: Lake | Path, day: DaySlice
 ) -> dict[str, float | int | None]:
     """Invalid prices, amounts and sides, and duplicate trade ids of a trades day."""
-    src = day.lake_file_sql(lake_root, "trades")
+    src = day.lake_file_sql(lake, "raw/trades")
     return one_row(
         con,
         f"""
@@ -67,21 +69,26 @@ def trade_figures(
     )
 
 
-def grid_figures(con: duckdb.DuckDBPyConnection, table: str, day: DaySlice, value_column: str | None) -> dict:
-    """Rows of one day in a feature table against the grid, and NULLs of `value_column` after its first value."""
-    where = (
-        f"instrument = '{day.instrument}' AND ts >= make_timestamp({day.start_us})::TIMESTAMPTZ "
-        f"AND ts < make_timestamp({day.start_us + MICROS_PER_DAY})::TIMESTAMPTZ"
-    )
+def grid_figures(
+    con: duckdb.DuckDBPyConnection, lake: Lake | Path, dataset: str, day: DaySlice, value_column: str | None
+) -> dict:
+    """Rows of one feature partition against the grid, and NULLs of `value_column` after its first value."""
+    src = f"read_parquet({day.lake_file_sql(lake, dataset)})"
     missing = "0"
     if value_column:
         missing = (
             f"count(*) FILTER (WHERE {value_column} IS NULL AND ts > "
-            f"(SELECT min(ts) FROM {table} WHERE {where} AND {value_column} IS NOT NULL))"
+            f"(SELECT min(ts) FROM {src} WHERE {value_column} IS NOT NULL))"
         )
+    in_day = (
+        f"count(*) FILTER (WHERE ts >= make_timestamp({day.start_us})::TIMESTAMPTZ "
+        f"AND ts < make_timestamp({day.start_us + MICROS_PER_DAY})::TIMESTAMPTZ "
+        f"AND instrument = {sql_string(day.instrument)})"
+    )
     figures = one_row(
         con,
-        f"SELECT count(*) AS rows, count(DISTINCT ts) AS distinct_ts, {missing} AS missing_after_first FROM {table} WHERE {where}",
+        f"SELECT count(*) AS rows, count(DISTINCT ts) AS distinct_ts, {in_day} AS rows_in_day, "
+        f"{missing} AS missing_after_first FROM {src}",
     )
     figures["expected_rows"] = MICROS_PER_DAY // day.step_us
     return figures

@@ -9,15 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from tick_assets.features.grid import MICROS_PER_DAY, DaySlice
+from tick_assets.lake.store import Lake
 
 
-def trade_bars_sql(lake_root: Path, day: DaySlice) -> str:
+def trade_bars_sql(lake: Lake | Path, day: DaySlice) -> str:
     """The query giving one day's trade bars: one row per grid point of the day."""
     return f"""
 WITH trades AS (
     SELECT {day.start_us} + ((local_timestamp - {day.start_us}) // {day.step_us}) * {day.step_us} AS t,
            local_timestamp, file_row_number AS n, price, amount, side
-    FROM read_parquet({day.lake_file_sql(lake_root, "trades")}, file_row_number = true)
+    FROM read_parquet({day.lake_file_sql(lake, "raw/trades")}, file_row_number = true)
     WHERE local_timestamp >= {day.start_us} AND local_timestamp < {day.start_us + MICROS_PER_DAY}
       AND {day.rows_sql}
 ),

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from tick_assets.durable import owned_temp, remove_abandoned_temps
 from tick_assets.lake.errors import CsvParseError, SchemaMismatchError
-from tick_assets.lake.layout import TEMP_SUFFIX
 from tick_assets.lake.parquet import ConversionOptions, copy_options
 from tick_assets.lake.schema import csv_columns_struct, empty_select, parquet_columns, quote, select_list
+from tick_assets.lake.store import Lake, LocalLake
 from tick_assets.tardis.datatypes import columns, header_line
-from tick_assets.tardis.durable import fsync_path, owned_temp, remove_abandoned_temps
 
 #: Suffix of a conversion's own DuckDB spill folder under ConversionOptions.temp_directory.
 SPILL_SUFFIX = ".spill"
@@ -27,7 +28,7 @@ SPILL_SUFFIX = ".spill"
 class PartitionWrite:
     """What a conversion wrote and what it cost."""
 
-    path: Path
+    path: str
     rows: int
     parquet_bytes: int
     seconds: float
@@ -112,7 +113,21 @@ def _copy_sql(source: Path | None, target: Path, data_type: str, options: Conver
 def write_partition(
     source: Path | None, dest: Path, data_type: str, options: ConversionOptions | None = None
 ) -> PartitionWrite:
-    """Convert a verified Tardis .csv.gz into the Parquet file `dest`, replacing any previous one atomically.
+    """Convert a verified Tardis .csv.gz into the local Parquet file `dest`, replacing any previous one atomically
+    (see `store_partition`)."""
+    dest = Path(dest).absolute()
+    return store_partition(source, LocalLake(dest.parent), dest.name, data_type, options)
+
+
+def store_partition(
+    source: Path | None,
+    lake: Lake,
+    relpath: str,
+    data_type: str,
+    options: ConversionOptions | None = None,
+) -> PartitionWrite:
+    """Convert a verified Tardis .csv.gz into the lake file `relpath`, published whole (a reader sees the old
+    partition or the new one; a failure leaves the old one).
 
     The CSV is streamed (DuckDB read_csv -> COPY), so memory stays bounded by `options.memory_limit` whatever
     the file size. An empty gzip (or a header-only CSV), or no `source` at all (a data type Tardis does not
@@ -123,50 +138,48 @@ def write_partition(
     header = None if source is None else read_header(source)
     if source is not None and header is not None:
         check_header(source, data_type, header)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_temps(dest.parent, TEMP_SUFFIX)
-    tmp = owned_temp(dest, TEMP_SUFFIX)
     shown = preview_columns(data_type)
-    # A spill folder of its own: concurrent conversions must not share DuckDB temp files.
-    spill_dir = None
-    if options.temp_directory is not None:
-        options.temp_directory.mkdir(parents=True, exist_ok=True)
-        remove_abandoned_temps(options.temp_directory, SPILL_SUFFIX)
-        spill_dir = owned_temp(options.temp_directory / "convert", SPILL_SUFFIX)
-        spill_dir.mkdir()
-    try:
-        with _connect(options, spill_dir) as con:
-            try:
-                con.execute(_copy_sql(None if header is None else source, tmp, data_type, options))
-            except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
-                assert source is not None  # an empty select always parses
-                raise CsvParseError(
-                    f"{source.name}: a value does not parse as its {data_type} column type "
-                    f"({str(exc).splitlines()[0]}). The download passed its gzip check, so Tardis served it like "
-                    f"this; nothing was written. Report it, or delete the cached file {source} to download it again."
-                ) from None
-            stats = con.execute(
-                f"SELECT count(*), min(timestamp), max(timestamp) FROM read_parquet({sql_string(tmp)})"
-            ).fetchone()
-            preview = con.execute(
-                f"SELECT {', '.join(quote(c) for c in shown)} FROM read_parquet({sql_string(tmp)}) "
-                f"LIMIT {options.preview_rows}"
-            ).fetchall()
-        fsync_path(tmp)
-        os.replace(tmp, dest)
-        fsync_path(dest.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-        if spill_dir is not None:
-            shutil.rmtree(spill_dir, ignore_errors=True)
-    rows, first, last = stats if stats else (0, None, None)
+    with lake.writing(relpath) as tmp, _spill_dir(options) as spill_dir, _connect(options, spill_dir) as con:
+        try:
+            con.execute(_copy_sql(None if header is None else source, tmp, data_type, options))
+        except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+            assert source is not None  # an empty select always parses
+            raise CsvParseError(
+                f"{source.name}: a value does not parse as its {data_type} column type "
+                f"({str(exc).splitlines()[0]}). The download passed its gzip check, so Tardis served it like "
+                f"this; nothing was written. Report it, or delete the cached file {source} to download it again."
+            ) from None
+        rows, first, last = con.execute(
+            f"SELECT count(*), min(timestamp), max(timestamp) FROM read_parquet({sql_string(tmp)})"
+        ).fetchall()[0]
+        preview = con.execute(
+            f"SELECT {', '.join(quote(c) for c in shown)} FROM read_parquet({sql_string(tmp)}) "
+            f"LIMIT {options.preview_rows}"
+        ).fetchall()
+        size = tmp.stat().st_size
     return PartitionWrite(
-        path=dest,
+        path=lake.uri(relpath),
         rows=int(rows),
-        parquet_bytes=dest.stat().st_size,
+        parquet_bytes=size,
         seconds=time.perf_counter() - started,
         first_timestamp=first,
         last_timestamp=last,
         preview_columns=shown,
         preview=tuple(tuple(r) for r in preview),
     )
+
+
+@contextmanager
+def _spill_dir(options: ConversionOptions) -> Iterator[Path | None]:
+    """A DuckDB spill folder of this conversion's own (concurrent conversions must not share temp files)."""
+    if options.temp_directory is None:
+        yield None
+        return
+    options.temp_directory.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_temps(options.temp_directory, SPILL_SUFFIX)
+    spill = owned_temp(options.temp_directory / "convert", SPILL_SUFFIX)
+    spill.mkdir()
+    try:
+        yield spill
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)

@@ -9,10 +9,21 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from tick_assets.lake.convert import ConversionOptions, PartitionWrite, write_partition
-from tick_assets.lake.layout import partition_file
+from tick_assets.lake.convert import ConversionOptions, PartitionWrite, store_partition
+from tick_assets.lake.layout import partition_relpath, raw_dataset
+from tick_assets.lake.store import Lake, as_lake
 from tick_assets.tardis.client import DownloadResult, TardisClient
 from tick_assets.tardis.errors import NotOfferedError
+
+#: Download cache retention: keep every csv.gz, or delete a day's file once its raw partition is stored.
+KEEP, DELETE = "keep", "delete"
+
+
+def check_retention(retention: str) -> str:
+    """Return the retention if known, else raise ValueError naming the choices."""
+    if retention not in (KEEP, DELETE):
+        raise ValueError(f"cache retention {retention!r}: use {KEEP!r} or {DELETE!r}")
+    return retention
 
 
 class Cancelled(Exception):
@@ -50,23 +61,27 @@ class DayResult:
 
 def ingest_day(
     client: TardisClient,
-    lake_root: Path,
+    lake: Lake | Path,
     request: DayRequest,
     options: ConversionOptions | None = None,
     *,
     conversion_slot: threading.Semaphore | None = None,
     stop: threading.Event | None = None,
     check_availability: bool = True,
+    cache_retention: str = KEEP,
 ) -> DayResult:
     """Download one day (cache first) and write its partition; raises on failure, leaving the lake unchanged.
 
     A day whose verified file is in the cache needs no request at all; otherwise `check_availability` first
-    checks it against /v1/exchanges (a day Tardis does not have fails without a dataset request).
+    checks it against /v1/exchanges (a day Tardis does not have fails without a dataset request). With
+    `cache_retention="delete"` the day's csv.gz is deleted once its partition is stored (the cache is scratch).
     """
+    check_retention(cache_retention)
     stop = stop or threading.Event()
     if stop.is_set():
         raise Cancelled(f"{request.key or request.day}: cancelled before it started")
-    dest = partition_file(lake_root, request.data_type, request.exchange, request.symbol, request.day)
+    lake = as_lake(lake)
+    dest = partition_relpath(raw_dataset(request.data_type), request.exchange, request.symbol, request.day)
     try:
         download = client.download(
             request.exchange,
@@ -78,26 +93,29 @@ def ingest_day(
         )
     except NotOfferedError as exc:
         return DayResult(
-            request, write=write_partition(None, dest, request.data_type, options), not_offered=str(exc)
+            request, write=store_partition(None, lake, dest, request.data_type, options), not_offered=str(exc)
         )
     with conversion_slot or threading.Semaphore():
         if stop.is_set():
             raise Cancelled(
                 f"{request.key or request.day}: cancelled after its download (it is in the cache)"
             )
-        write = write_partition(download.path, dest, request.data_type, options)
+        write = store_partition(download.path, lake, dest, request.data_type, options)
+    if cache_retention == DELETE:
+        download.path.unlink(missing_ok=True)
     return DayResult(request, download, write)
 
 
 def ingest_days(
     client: TardisClient,
-    lake_root: Path,
+    lake: Lake | Path,
     requests: Sequence[DayRequest],
     options: ConversionOptions | None = None,
     *,
     max_workers: int = 8,
     max_conversions: int = 2,
     check_availability: bool = True,
+    cache_retention: str = KEEP,
     on_result: Callable[[DayResult], None] | None = None,
 ) -> list[DayResult]:
     """Produce many partitions concurrently (downloads paced by the client's shared limiter).
@@ -106,6 +124,8 @@ def ingest_days(
     day is attempted even if some fail, and each result says what happened. Results come back in request
     order; `on_result` is called in the caller's thread as each one finishes.
     """
+    lake = as_lake(lake)
+    check_retention(cache_retention)
     results: list[DayResult | None] = [None] * len(requests)
     todo = list(range(len(requests)))
     if not todo:
@@ -117,12 +137,13 @@ def ingest_days(
             pool.submit(
                 ingest_day,
                 client,
-                lake_root,
+                lake,
                 requests[i],
                 options,
                 conversion_slot=slot,
                 stop=stop,
                 check_availability=check_availability,
+                cache_retention=cache_retention,
             ): i
             for i in todo
         }

@@ -1,4 +1,7 @@
-"""Where lake partitions live: <root>/<data_type>/exchange_id=<exchange>/symbol_id=<SYMBOL>/date=<YYYY-MM-DD>/.
+"""Where lake partitions live: <root>/<dataset>/exchange_id=<exchange>/symbol_id=<SYMBOL>/date=<YYYY-MM-DD>/.
+
+A dataset is the asset's key path: `raw/trades`, `features/depth`, `analytics/daily_summary`, or a user's own
+`signals/my_signal`. Every partition is one file, `data.parquet`.
 
 The directory keys are not `exchange`/`symbol`: hive partitioning would then shadow the per-row Tardis columns
 of those names, and grouped datasets (symbol ids `PERPETUALS`, `OPTIONS`, ...) carry the real instrument in
@@ -8,6 +11,7 @@ each row's `symbol`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import urllib.parse
 from pathlib import Path
 
@@ -20,7 +24,28 @@ PARTITION_FILE_NAME = "data.parquet"
 TEMP_SUFFIX = ".tmp"
 #: Hive keys of the partition directories (read back as columns by the warehouse views).
 EXCHANGE_KEY, SYMBOL_KEY, DATE_KEY = "exchange_id", "symbol_id", "date"
+#: The dataset prefix of the raw Tardis data types (`raw/trades`).
+RAW = "raw"
+_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _GLOB_CHARS = frozenset("*?[]{}")
+
+
+def raw_dataset(data_type: str) -> str:
+    """The lake dataset of a Tardis data type: `trades` -> `raw/trades`."""
+    return f"{RAW}/{validate_data_type(data_type)}"
+
+
+def validate_dataset(dataset: str) -> str:
+    """Return the dataset path (`features/depth`) if its segments are plain names, else raise LakeError."""
+    segments = dataset.split("/") if isinstance(dataset, str) else []
+    if len(segments) < 2 or not all(_SEGMENT_RE.match(s) for s in segments):
+        raise LakeError(
+            f"Invalid lake dataset {dataset!r}: use an asset key path of two or more plain names, such as "
+            "'raw/trades' or 'features/depth' (letters, digits, '_', '-', '.')."
+        )
+    if segments[0] == RAW and len(segments) == 2:
+        validate_data_type(segments[1])
+    return dataset
 
 
 def hive_value(value: str) -> str:
@@ -28,37 +53,35 @@ def hive_value(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
-def partition_dir(root: Path, data_type: str, exchange: str, symbol: str, day: str | dt.date) -> Path:
-    """Return the hive-style directory of one (data_type, exchange, symbol, day) partition."""
-    validate_data_type(data_type)
+def partition_relpath(dataset: str, exchange: str, symbol: str, day: str | dt.date) -> str:
+    """The partition file of one (dataset, exchange, symbol, day), relative to the lake root, with '/'."""
     validate_exchange(exchange)
     return (
-        Path(root)
-        / data_type
-        / f"{EXCHANGE_KEY}={exchange}"
-        / f"{SYMBOL_KEY}={hive_value(validate_symbol(symbol))}"
-        / f"{DATE_KEY}={parse_date(day):%Y-%m-%d}"
+        f"{validate_dataset(dataset)}/{EXCHANGE_KEY}={exchange}/{SYMBOL_KEY}={hive_value(validate_symbol(symbol))}"
+        f"/{DATE_KEY}={parse_date(day):%Y-%m-%d}/{PARTITION_FILE_NAME}"
     )
 
 
-def partition_file(root: Path, data_type: str, exchange: str, symbol: str, day: str | dt.date) -> Path:
-    """Return the Parquet file of one partition."""
-    return partition_dir(root, data_type, exchange, symbol, day) / PARTITION_FILE_NAME
+def partition_dir(root: Path, dataset: str, exchange: str, symbol: str, day: str | dt.date) -> Path:
+    """Return the hive-style directory of one (dataset, exchange, symbol, day) partition under a local root."""
+    return partition_file(root, dataset, exchange, symbol, day).parent
 
 
-def partition_glob(data_type: str) -> str:
-    """Glob, relative to the lake root, of every partition file of a data type."""
-    return (
-        f"{validate_data_type(data_type)}/{EXCHANGE_KEY}=*/{SYMBOL_KEY}=*/{DATE_KEY}=*/{PARTITION_FILE_NAME}"
-    )
+def partition_file(root: Path, dataset: str, exchange: str, symbol: str, day: str | dt.date) -> Path:
+    """Return the Parquet file of one partition under a local root."""
+    return Path(root) / partition_relpath(dataset, exchange, symbol, day)
 
 
-def data_type_glob(root: Path, data_type: str) -> str:
-    """Absolute glob of every partition file of a data type (for read_parquet with hive partitioning)."""
-    root = Path(root)
-    if _GLOB_CHARS & set(str(root)):
+def partition_glob(dataset: str) -> str:
+    """Glob, relative to the lake root, of every partition file of a dataset."""
+    return f"{validate_dataset(dataset)}/{EXCHANGE_KEY}=*/{SYMBOL_KEY}=*/{DATE_KEY}=*/{PARTITION_FILE_NAME}"
+
+
+def check_glob_safe(root: str) -> str:
+    """Return `root` if DuckDB can glob under it, else raise LakeError (it reads `*?[]{}` as patterns)."""
+    if _GLOB_CHARS & set(root):
         raise LakeError(
             f"The lake path {root} contains one of {' '.join(sorted(_GLOB_CHARS))}, which DuckDB reads as a file "
-            "pattern: choose a TICK_ASSETS_DATA_DIR without them."
+            "pattern: choose a TICK_ASSETS_DATA_DIR (or TICK_ASSETS_LAKE) without them."
         )
-    return str(root / partition_glob(data_type))
+    return root

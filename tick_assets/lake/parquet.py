@@ -1,9 +1,26 @@
-"""How lake files are laid out as Parquet: compression, row groups, encodings (one owner for every writer)."""
+"""How lake files are laid out as Parquet: compression, row groups, encodings (one owner for every writer).
+
+The choices below are measured in docs/STORAGE.md (bench/lake_storage.py: lake bytes against the Tardis .csv.gz
+bytes and conversion time, per data type, against the layout used before).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
+
+#: Raw data types written as Parquet V2, which makes DuckDB encode int64 columns that miss the dictionary (the
+#: timestamps) as DELTA_BINARY_PACKED, such strings (trade ids) as DELTA_LENGTH_BYTE_ARRAY and such doubles as
+#: BYTE_STREAM_SPLIT. The others stay V1 (PLAIN where the dictionary does not pay): derivative_ticker and
+#: options_chain, whose many distinct decimal doubles (funding rates, greeks, marks) zstd packs better PLAIN than
+#: byte-stream-split; liquidations, whose days are a few thousand rows, where the same holds; and every non-raw
+#: dataset (features, analytics: not measured).
+V2_DATA_TYPES: Final = frozenset(
+    {"trades", "book_snapshot_25", "book_snapshot_5", "quotes", "book_ticker", "incremental_book_L2"}
+)
+
+PARQUET_VERSIONS: Final = ("auto", "V1", "V2")
 
 
 @dataclass(frozen=True)
@@ -12,18 +29,57 @@ class ConversionOptions:
 
     # Two threads parse and write in parallel while keeping the file's row order (which the depth features rely
     # on), but only with a memory limit of about 2 GB: below it DuckDB writes the ordered Parquet serially
-    # (2M-row book day: 7.8 s at 2 GB, 13.9 s at 1.5 GB). The limit is a cap, not a use: peak RSS stays ~600 MB.
+    # (2M-row book day: 7.8 s at 2 GB, 13.9 s at 1.5 GB). The limit is a cap, not a use: peak RSS is ~600 MB with
+    # 65,536-row row groups and ~900 MB with 131,072 for a 2M-row book_snapshot_25 day (docs/STORAGE.md).
     threads: int = 2
     memory_limit: str = "2GB"
-    row_group_size: int = 65_536
+    #: Rows per row group: 131,072 gives dictionaries and zstd twice the rows of 65,536 (book_snapshot_25 -6%);
+    #: 262,144 saves 3% more there for ~400 MB more RSS per conversion, and fewer row groups to read in parallel.
+    row_group_size: int = 131_072
+    #: zstd level 5 would take book_snapshot_25 another 8% down for ~10% more conversion CPU; level 3 keeps the
+    #: conversion as fast as before.
     zstd_level: int = 3
     temp_directory: Path | None = None
     preview_rows: int = 5
+    #: "V1", "V2", or "auto": V2 for the data types in V2_DATA_TYPES, V1 for the others.
+    parquet_version: str = "auto"
+    #: DuckDB writes a bloom filter per dictionary-encoded column chunk by default (~10% of a book_snapshot_25
+    #: file); lake queries select by partition and time range (zone maps), not by point lookups, so they are off.
+    bloom_filters: bool = False
+
+    def __post_init__(self) -> None:
+        if self.parquet_version not in PARQUET_VERSIONS:
+            raise ValueError(
+                f"parquet_version must be one of {PARQUET_VERSIONS}, got {self.parquet_version!r}"
+            )
+
+
+#: The layout of the lake before issue 14 (DuckDB's default V1 encodings and bloom filters, 65,536-row row groups,
+#: zstd level 3), kept so bench/lake_storage.py can compare against it.
+LEGACY_LAYOUT: Final = {
+    "row_group_size": 65_536,
+    "zstd_level": 3,
+    "parquet_version": "V1",
+    "bloom_filters": True,
+}
+
+
+def legacy_options(**overrides: object) -> ConversionOptions:
+    """ConversionOptions with the pre-issue-14 Parquet layout (other fields as given, or the defaults)."""
+    return ConversionOptions(**{**LEGACY_LAYOUT, **overrides})  # type: ignore[arg-type]
+
+
+def parquet_version(options: ConversionOptions, data_type: str | None = None) -> str:
+    """The Parquet format version a file of `data_type` (None: not a raw data type) is written with."""
+    if options.parquet_version != "auto":
+        return options.parquet_version
+    return "V2" if data_type in V2_DATA_TYPES else "V1"
 
 
 def copy_options(options: ConversionOptions, data_type: str | None = None) -> str:
     """The option list of a DuckDB `COPY ... TO 'x.parquet' (...)` for a lake file (of `data_type`, if raw)."""
     return (
         f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {options.zstd_level}, "
-        f"ROW_GROUP_SIZE {options.row_group_size}"
+        f"ROW_GROUP_SIZE {options.row_group_size}, PARQUET_VERSION {parquet_version(options, data_type)}, "
+        f"WRITE_BLOOM_FILTER {'true' if options.bloom_filters else 'false'}"
     )

@@ -31,20 +31,36 @@ def csv_columns_struct(data_type: str) -> str:
     return "{" + items + "}"
 
 
-def select_list(data_type: str) -> str:
-    """SELECT list turning raw CSV columns into lake columns (derived timestamps via make_timestamp)."""
+def select_list(data_type: str, derived: bool = True) -> str:
+    """SELECT list turning raw CSV columns into lake columns (derived timestamps via make_timestamp; without them
+    if not `derived`)."""
+    parts = [quote(name) for name in columns(data_type)]
+    if derived:
+        parts += [
+            f"make_timestamp({quote(name)})::TIMESTAMPTZ AS {quote(name + '_utc')}"
+            for name in columns(data_type)
+            if name in EPOCH_MICROS_COLUMNS
+        ]
+    return ", ".join(parts)
+
+
+def reader_select_list(data_type: str) -> str:
+    """SELECT list giving every lake column (parquet_columns order) from a lake file, the `*_utc` ones re-derived
+    from their int64 sources: for readers of files that do not store them (docs/STORAGE.md). make_timestamptz
+    maps epoch microseconds exactly and whatever the session time zone; the columns stored under those names are
+    not read, so the list works over files with and without them."""
     parts = [quote(name) for name in columns(data_type)]
     parts += [
-        f"make_timestamp({quote(name)})::TIMESTAMPTZ AS {quote(name + '_utc')}"
+        f"make_timestamptz({quote(name)}) AS {quote(name + '_utc')}"
         for name in columns(data_type)
         if name in EPOCH_MICROS_COLUMNS
     ]
     return ", ".join(parts)
 
 
-def empty_select(data_type: str) -> str:
-    """A zero-row SELECT with exactly the lake columns and types of a data type."""
-    cols = ", ".join(
-        f"CAST(NULL AS {sql_type}) AS {quote(name)}" for name, sql_type in parquet_columns(data_type)
-    )
+def empty_select(data_type: str, derived: bool = True) -> str:
+    """A zero-row SELECT with exactly the lake columns and types of a data type (without the derived `*_utc`
+    ones if not `derived`)."""
+    kept = parquet_columns(data_type) if derived else SCHEMAS[data_type]
+    cols = ", ".join(f"CAST(NULL AS {sql_type}) AS {quote(name)}" for name, sql_type in kept)
     return f"SELECT {cols} WHERE false"

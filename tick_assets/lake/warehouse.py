@@ -1,23 +1,33 @@
-"""The DuckDB warehouse: schema `raw` with one view per data type over the lake (hive partitioning)."""
+"""The DuckDB warehouse: a catalog of views over the lake (schemas `raw`, `features`, `analytics`, yours).
+
+The catalog holds no data. It is rebuilt whole into a temp file that replaces `warehouse.duckdb` atomically,
+so no writer ever locks the live file: readers (notebooks, IO managers) may hold it open read-only at any time,
+and keep the catalog they opened until they reconnect. Views glob their dataset's partition files, so a new
+partition shows up without a refresh; a new dataset needs one.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from tick_assets.durable import fsync_path, owned_temp, remove_abandoned_temps
 from tick_assets.lake.convert import sql_string
-from tick_assets.lake.layout import data_type_glob, partition_glob
+from tick_assets.lake.datasets import HIVE_TYPES
+from tick_assets.lake.layout import RAW, raw_dataset, validate_dataset
 from tick_assets.lake.schema import PARTITION_COLUMNS, empty_select, parquet_columns, quote
+from tick_assets.lake.store import Lake, as_lake
 
-RAW_SCHEMA = "raw"
+RAW_SCHEMA = RAW
 
 
 @dataclass(frozen=True)
 class ViewInfo:
-    """What a raw view currently covers."""
+    """What a view currently covers."""
 
     name: str
     files: int
@@ -26,47 +36,117 @@ class ViewInfo:
     last_date: str | None
 
 
-def _has_files(lake_root: Path, data_type: str) -> bool:
-    return any(Path(lake_root).glob(partition_glob(data_type)))
+def view_name(dataset: str) -> str:
+    """`features/depth` -> `features.depth` (deeper paths join the rest with `__`)."""
+    schema, *rest = validate_dataset(dataset).split("/")
+    return f"{schema}.{'__'.join(rest)}"
 
 
-def raw_view_sql(lake_root: Path, data_type: str) -> str:
-    """CREATE OR REPLACE VIEW raw.<data_type>: every lake partition, plus `exchange_id`, `symbol_id` and `date`
-    from the directory names (a WHERE on them skips files). Without any file yet, an empty view with the same columns."""
-    name = f"{RAW_SCHEMA}.{quote(data_type)}"
-    if not _has_files(lake_root, data_type):
+def _quoted_view(dataset: str) -> str:
+    schema, name = view_name(dataset).split(".", 1)
+    return f"{quote(schema)}.{quote(name)}"
+
+
+def view_sql(lake: Lake, dataset: str) -> str | None:
+    """CREATE OR REPLACE VIEW over every partition of a dataset, plus `exchange_id`, `symbol_id` and `date` from the
+    directory names (a WHERE on them skips files). A raw data type without files gets an empty view with its
+    columns; another dataset without files gets none (None)."""
+    name = _quoted_view(dataset)
+    schema, *rest = dataset.split("/")
+    raw_type = rest[0] if schema == RAW and len(rest) == 1 else None
+    if not lake.files(dataset):
+        if raw_type is None:
+            return None
         partition_cols = ", ".join(f"CAST(NULL AS {t}) AS {quote(c)}" for c, t in PARTITION_COLUMNS)
-        body = empty_select(data_type).replace(" WHERE false", f", {partition_cols} WHERE false")
+        body = empty_select(raw_type).replace(" WHERE false", f", {partition_cols} WHERE false")
         return f"CREATE OR REPLACE VIEW {name} AS {body}"
-    # Explicit columns: the same order as the placeholder view, whatever order DuckDB gives hive keys.
-    columns = ", ".join(quote(c) for c, _ in (*parquet_columns(data_type), *PARTITION_COLUMNS))
+    # Raw views list their columns: the same order as the placeholder view, whatever order DuckDB gives hive keys.
+    columns = (
+        ", ".join(quote(c) for c, _ in (*parquet_columns(raw_type), *PARTITION_COLUMNS)) if raw_type else "*"
+    )
     return (
-        f"CREATE OR REPLACE VIEW {name} AS SELECT {columns} FROM read_parquet({sql_string(data_type_glob(lake_root, data_type))}, "
-        "hive_partitioning = true, union_by_name = true, "
-        "hive_types = {'exchange_id': VARCHAR, 'symbol_id': VARCHAR, 'date': DATE})"
+        f"CREATE OR REPLACE VIEW {name} AS SELECT {columns} FROM read_parquet({sql_string(lake.dataset_glob(dataset))}, "
+        f"hive_partitioning = true, union_by_name = true, hive_types = {HIVE_TYPES})"
     )
 
 
-def ensure_raw_views(con: duckdb.DuckDBPyConnection, lake_root: Path, data_types: Iterable[str]) -> list[str]:
-    """Create (or refresh) schema `raw` and one view per data type; idempotent. Returns the view names."""
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+def catalog_datasets(lake: Lake, data_types: Iterable[str] = (), datasets: Iterable[str] = ()) -> list[str]:
+    """The datasets the catalog shows: every raw data type asked for, the given datasets, and any dataset found
+    in the lake (a researcher's own assets included)."""
+    found = {raw_dataset(t) for t in data_types} | set(datasets) | set(lake.datasets())
+    return sorted(found)
+
+
+def build_catalog(con: duckdb.DuckDBPyConnection, lake: Lake | Path, datasets: Iterable[str]) -> list[str]:
+    """Create (or refresh) one view per dataset in `con`; idempotent. Returns the view names."""
+    lake = as_lake(lake)
     names = []
-    for data_type in data_types:
-        con.execute(raw_view_sql(lake_root, data_type))
-        names.append(f"{RAW_SCHEMA}.{data_type}")
+    for dataset in datasets:
+        sql = view_sql(lake, dataset)
+        if sql is None:
+            continue
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(dataset.split('/')[0])}")
+        con.execute(sql)
+        names.append(view_name(dataset))
     return names
 
 
-def describe_raw_views(
-    con: duckdb.DuckDBPyConnection, lake_root: Path, data_types: Iterable[str]
+def ensure_raw_views(
+    con: duckdb.DuckDBPyConnection, lake: Lake | Path, data_types: Iterable[str]
+) -> list[str]:
+    """Create (or refresh) schema `raw` and one view per data type in `con`; idempotent."""
+    return build_catalog(con, lake, [raw_dataset(t) for t in data_types])
+
+
+def publish_catalog(path: Path, lake: Lake | Path, datasets: Iterable[str]) -> list[str]:
+    """Build the catalog of `datasets` into a new file and swap it in for `path` atomically (readers holding the
+    old file are not disturbed and no lock on the live file is taken). Returns the view names."""
+    lake = as_lake(lake)
+    path = Path(path).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_temps(path.parent, ".tmp")
+    tmp = owned_temp(path, ".tmp")
+    try:
+        with duckdb.connect(str(tmp)) as con:
+            lake.prepare(con)
+            names = build_catalog(con, lake, datasets)
+            con.execute("CHECKPOINT")
+        fsync_path(tmp)
+        os.replace(tmp, path)
+        fsync_path(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(f"{tmp}.wal").unlink(missing_ok=True)
+    return names
+
+
+def open_catalog(path: Path, lake: Lake | Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the catalog that can read its lake (UTC session): what a notebook should use."""
+    con = duckdb.connect(str(path), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    as_lake(lake).prepare(con)
+    return con
+
+
+def describe_views(
+    con: duckdb.DuckDBPyConnection, lake: Lake | Path, datasets: Iterable[str]
 ) -> list[ViewInfo]:
-    """Partition files, rows and date range of each raw view (rows come from Parquet footers, no scan)."""
+    """Partition files, rows and date range of each dataset's view (rows come from Parquet footers, no scan)."""
+    lake = as_lake(lake)
     infos = []
-    for data_type in data_types:
-        name = f"{RAW_SCHEMA}.{quote(data_type)}"
-        rows, first, last = con.execute(f"SELECT count(*), min(date), max(date) FROM {name}").fetchone()
-        files = sum(1 for _ in Path(lake_root).glob(partition_glob(data_type)))
-        infos.append(
-            ViewInfo(f"{RAW_SCHEMA}.{data_type}", files, int(rows), first and str(first), last and str(last))
-        )
+    for dataset in datasets:
+        files = len(lake.files(dataset))
+        if files == 0 and not dataset.startswith(f"{RAW}/"):
+            continue
+        rows, first, last = con.execute(
+            f"SELECT count(*), min(date), max(date) FROM {_quoted_view(dataset)}"
+        ).fetchall()[0]
+        infos.append(ViewInfo(view_name(dataset), files, int(rows), first and str(first), last and str(last)))
     return infos
+
+
+def describe_raw_views(
+    con: duckdb.DuckDBPyConnection, lake: Lake | Path, data_types: Iterable[str]
+) -> list[ViewInfo]:
+    """`describe_views` of the raw data types."""
+    return describe_views(con, lake, [raw_dataset(t) for t in data_types])

@@ -22,13 +22,13 @@ import requests
 import urllib3
 
 from tick_assets import __version__
-from tick_assets.tardis import errors
-from tick_assets.tardis.durable import (
+from tick_assets.durable import (
     fsync_path,
     owned_temp,
     remove_abandoned_temps,
     write_file_atomically,
 )
+from tick_assets.tardis import errors
 from tick_assets.tardis.exchanges import ExchangeDetails
 from tick_assets.tardis.integrity import GzipIntegrityError, has_gzip_magic, verify_gzip
 from tick_assets.tardis.ratelimit import MemoryBackend, Permit, RateLimiter

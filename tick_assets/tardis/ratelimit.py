@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from tick_assets.processes import pid_running
+
 T = TypeVar("T")
 
 _HOST = socket.gethostname()
@@ -141,16 +143,6 @@ class Permit:
     waited_seconds: float
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RateLimiter:
     """Shared token bucket + in-flight cap + throttle pause + AIMD, keyed by e.g. the API host."""
 
@@ -180,7 +172,7 @@ class RateLimiter:
         state.tokens = min(float(cfg.burst), state.tokens + elapsed * state.rate)
         state.updated = now
         for lease_id, (pid, host, started) in list(state.leases.items()):
-            lost = host == _HOST and not _pid_alive(pid)
+            lost = host == _HOST and not pid_running(pid)
             if lost or now - started > cfg.lease_ttl:
                 del state.leases[lease_id]
         return state

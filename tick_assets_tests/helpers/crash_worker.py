@@ -1,4 +1,4 @@
-"""Subprocess for crash tests: start one write (download, Parquet conversion, warehouse slice) and get killed.
+"""Subprocess for crash tests: start one write (download, Parquet conversion, feature partition) and get killed.
 
 argv[1] picks the write; the parent test waits until the write is in progress and sends SIGKILL.
 """
@@ -10,11 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
-
 from tick_assets.features.grid import DaySlice
-from tick_assets.features.store import SliceWriter
 from tick_assets.lake.convert import ConversionOptions, write_partition
+from tick_assets.lake.datasets import connect, store_query
+from tick_assets.lake.store import LocalLake
 from tick_assets.tardis import TardisClient
 
 
@@ -41,23 +40,24 @@ def slice_query(day: DaySlice, rows: int, factor: float, stall_at: int | None = 
     )
 
 
-def warehouse(db: str, marker: str, day: str, rows: str, factor: str) -> None:
-    """Replace one slice; the insert stalls after half its rows, inside the transaction (the parent kills us)."""
-    con = duckdb.connect(db)
+def feature(lake_root: str, marker: str, day: str, rows: str, factor: str) -> None:
+    """Store one feature partition; the query stalls after half its rows, mid-write (the parent kills us)."""
     half = int(rows) // 2
+    lake = LocalLake(lake_root)
 
     def stall(i: int) -> int:
         if i == half:
-            Path(marker).write_text("inside the transaction")
+            Path(marker).write_text("writing the partition")
             time.sleep(600)
         return i
 
-    con.create_function("stall", stall, ["BIGINT"], "BIGINT", side_effects=True)
     slice_ = DaySlice("deribit", "BTC-PERPETUAL", dt.date.fromisoformat(day))
-    SliceWriter(con, "features", "crash").replace(
-        slice_query(slice_, int(rows), float(factor), stall_at=half), slice_
-    )
+    with connect(lake) as con:
+        con.create_function("stall", stall, ["BIGINT"], "BIGINT", side_effects=True)
+        store_query(
+            con, lake, slice_.partition("features/crash"), slice_query(slice_, int(rows), float(factor), half)
+        )
 
 
 if __name__ == "__main__":
-    {"download": download, "convert": convert, "warehouse": warehouse}[sys.argv[1]](*sys.argv[2:])
+    {"download": download, "convert": convert, "feature": feature}[sys.argv[1]](*sys.argv[2:])

@@ -1,5 +1,7 @@
 """Durable writes: owned temp files, fsync before and after an atomic rename, and cleanup after a crash.
 
+A utility below the Tardis client and the lake, which both write through it (no Dagster imports).
+
 A writer never writes at a final path. It writes `.<final name>.<host>.<pid>.<token><suffix>` next to it and
 renames it into place. A process killed mid-write (kill -9, OOM, power loss) leaves that temp behind; the next
 writer into the same folder removes every temp whose owner is gone: a process of this host that no longer

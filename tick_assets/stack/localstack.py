@@ -1,11 +1,15 @@
-"""Run a local Dagster webserver + daemon on this repository (for the demo, end-to-end tests and benchmarks).
+"""Run a local Dagster webserver + daemon on the code location (for the demo, end-to-end tests and benchmarks).
 
-Talks to Dagster only through its command line and GraphQL API, like a user's browser or script would.
+Talks to Dagster only through its command line and GraphQL API, like a user's browser or script would. Needs
+no checkout: the instance settings are package data (`dagster.yaml` beside this module, the same settings as
+the repository root's) and the workspace is written into the instance folder, so an installed wheel runs it
+from any folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import logging
 import os
 import re
@@ -22,10 +26,11 @@ from typing import Any
 import requests
 import yaml
 
-from tick_assets.progress import Progress
+from tick_assets.stack.progress import Progress
 
 log = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The code location every stack serves (the repository root's workspace.yaml loads the same).
+CODE_LOCATION = {"module_name": "tick_assets.definitions", "location_name": "tick_assets"}
 TERMINAL_BACKFILL_STATUSES = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 _LAUNCH_BACKFILL = """
@@ -93,20 +98,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def instance_template() -> dict[str, Any]:
+    """The packaged instance settings (`tick_assets/stack/dagster.yaml`, equal to the repository root's)."""
+    text = importlib.resources.files(__package__).joinpath("dagster.yaml").read_text()
+    return yaml.safe_load(text)
+
+
 def write_instance_yaml(
     home: Path,
-    template: Path = REPO_ROOT / "dagster.yaml",
+    template: Path | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
-    """Copy the repository's dagster.yaml into `home`, with instance storage under `home/storage` and each
-    top-level section of `overrides` merged over the template's."""
-    config = yaml.safe_load(template.read_text())
+    """Write `home/dagster.yaml` from `template` (default: the packaged instance settings), with instance
+    storage under `home/storage` and each top-level section of `overrides` merged over the template's."""
+    config = yaml.safe_load(template.read_text()) if template else instance_template()
     config["storage"] = {"sqlite": {"base_dir": str(home / "storage")}}
     for section, values in (overrides or {}).items():
         config[section] = {**config.get(section, {}), **values}
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def write_workspace_yaml(home: Path) -> Path:
+    """Write `home/workspace.yaml`, loading the code location from the installed package."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "workspace.yaml"
+    path.write_text(yaml.safe_dump({"load_from": [{"python_module": dict(CODE_LOCATION)}]}, sort_keys=False))
     return path
 
 
@@ -117,8 +136,9 @@ class DagsterStack:
     home: Path
     env: dict[str, str] = field(default_factory=dict, repr=False)  # may hold TARDIS_API_KEY
     port: int = 0
-    repo_root: Path = REPO_ROOT
-    #: Sections merged over the repository's dagster.yaml (e.g. shorter run-monitoring intervals in tests).
+    #: Working directory of the Dagster processes (a relative TICK_ASSETS_DATA_DIR resolves against it).
+    cwd: Path = field(default_factory=Path.cwd)
+    #: Sections merged over the packaged dagster.yaml (e.g. shorter run-monitoring intervals in tests).
     instance_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     _procs: list[subprocess.Popen] = field(default_factory=list)
 
@@ -127,6 +147,11 @@ class DagsterStack:
         """Base URL of the webserver."""
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def workspace(self) -> Path:
+        """The workspace file of this stack (for `dagster ... -w`), written by `start`."""
+        return self.home / "workspace.yaml"
+
     def _env(self) -> dict[str, str]:
         return {**os.environ, **self.env, "DAGSTER_HOME": str(self.home)}
 
@@ -134,7 +159,7 @@ class DagsterStack:
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
             args,
-            cwd=self.repo_root,
+            cwd=self.cwd,
             env=self._env(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -146,12 +171,12 @@ class DagsterStack:
     def start(self, timeout: float = 180.0) -> DagsterStack:
         """Start both processes and wait until the code location has loaded."""
         write_instance_yaml(self.home, overrides=self.instance_overrides)
+        workspace = str(write_workspace_yaml(self.home))
         # Create the instance's tables first: the webserver and the daemon racing to create them on a fresh
         # SQLite instance can fail one of them ("table ... already exists").
         self.cli("instance", "migrate")
         self.port = self.port or free_port()
         bin_dir = Path(sys.executable).parent
-        workspace = str(self.repo_root / "workspace.yaml")
         self._spawn(
             "webserver",
             [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.port), "-w", workspace],
@@ -217,7 +242,7 @@ class DagsterStack:
         bin_dir = Path(sys.executable).parent
         done = subprocess.run(
             [str(bin_dir / "dagster"), *args],
-            cwd=self.repo_root,
+            cwd=self.cwd,
             env=self._env(),
             capture_output=True,
             text=True,

@@ -1,7 +1,7 @@
 """Fault soak: the same backfill of the whole graph against a fault-free and a faulty emulator, compared.
 
 A run here is what a user's backfill does (ranged runs per instrument through Dagster, in process), every
-file of the download cache and lake, and every warehouse table, is fingerprinted (rows + an order-independent
+file of the download cache and of the lake (raw, features, analytics) is fingerprinted (rows + an order-independent
 checksum of every value), and two data directories must have equal fingerprints.
 """
 
@@ -17,14 +17,12 @@ import duckdb
 
 from tick_assets.assets.partitions import build_partitions
 from tick_assets.assets.resources import TardisResource
-from tick_assets.definitions import WAREHOUSE_FILE, build_definitions
+from tick_assets.definitions import build_definitions
 from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
-from tick_assets.materialize import materialize_range, materialize_unpartitioned, partitioned_asset_keys
+from tick_assets.stack.materialize import materialize_range, materialize_unpartitioned, partitioned_asset_keys
 
 #: Any non-empty key: the emulator serves every day with one.
 SOAK_KEY = "soak-key"
-#: Warehouse schemas written by the pipeline (raw holds views over the lake, fingerprinted through the lake).
-TABLE_SCHEMAS = ("features", "analytics")
 
 
 @dataclass
@@ -68,17 +66,17 @@ def run_backfill(
             read_timeout_seconds=read_timeout_seconds,
         )
         defs = build_definitions(
-            build_partitions(first_day.isoformat(), instruments),
-            dg.BackfillPolicy.multi_run(days_per_run),
-            data_types,
-            data_dir,
-            tardis,
+            partitions=build_partitions(first_day.isoformat(), instruments),
+            backfill_policy=dg.BackfillPolicy.multi_run(days_per_run),
+            data_types=data_types,
+            data_dir=data_dir,
+            tardis=tardis,
         )
         last_day = first_day + dt.timedelta(days=days - 1)
         with dg.instance_for_test() as instance:
             keys = partitioned_asset_keys(defs)
             runs = materialize_range(defs, keys, instruments, first_day, last_day, instance, days_per_run)
-            views_ok = materialize_unpartitioned(defs, dg.AssetKey(["warehouse", "raw_views"]), instance)
+            views_ok = materialize_unpartitioned(defs, dg.AssetKey(["warehouse", "views"]), instance)
             partitions = {
                 key.to_user_string(): len(instance.get_materialized_partitions(key)) for key in keys
             }
@@ -104,25 +102,16 @@ def _checksum_sql(source: str, columns: list[tuple[str, str]]) -> str:
 
 def _fingerprint_source(con: duckdb.DuckDBPyConnection, source: str) -> tuple[int, int]:
     columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
-    rows, checksum = con.execute(_checksum_sql(source, columns)).fetchone()
+    rows, checksum = con.execute(_checksum_sql(source, columns)).fetchall()[0]
     return int(rows), int(checksum)
 
 
 def fingerprint(data_dir: Path) -> dict[str, tuple[int, int]]:
-    """(rows, checksum) of every lake file and every features/analytics table under `data_dir`."""
+    """(rows, checksum) of every lake file (raw, features, analytics) under `data_dir`."""
     result: dict[str, tuple[int, int]] = {}
     with duckdb.connect() as con:
         for path in sorted((data_dir / "lake").rglob("*.parquet")):
             result[str(path.relative_to(data_dir))] = _fingerprint_source(con, f"read_parquet('{path}')")
-    warehouse = data_dir / WAREHOUSE_FILE
-    if warehouse.exists():
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            tables = con.execute(
-                "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN "
-                f"({', '.join(repr(s) for s in TABLE_SCHEMAS)}) ORDER BY ALL"
-            ).fetchall()
-            for schema, table in tables:
-                result[f"warehouse:{schema}.{table}"] = _fingerprint_source(con, f'"{schema}"."{table}"')
     return result
 
 

@@ -23,8 +23,8 @@ from tick_assets import settings
 from tick_assets.assets.offered import NOT_OFFERED
 from tick_assets.assets.partitions import partition_key
 from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
-from tick_assets.localstack import DagsterStack, backfill_progress
-from tick_assets.progress import StatusLine
+from tick_assets.stack.localstack import DagsterStack, backfill_progress
+from tick_assets.stack.progress import StatusLine
 
 #: Pool `tardis` of the demo instance: downloads at once across runs.
 DEMO_TARDIS_SLOTS = 4
@@ -109,7 +109,7 @@ def _row_counts(
 
 
 def _wait_for_views(stack: DagsterStack, after: float, timeout: float = 180.0) -> bool:
-    query = """{ assetOrError(assetKey: {path: ["warehouse", "raw_views"]}) { ... on Asset {
+    query = """{ assetOrError(assetKey: {path: ["warehouse", "views"]}) { ... on Asset {
       assetMaterializations(limit: 1) { timestamp } } } }"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -185,7 +185,7 @@ def run_demo(
             backfill_id = stack.launch_backfill(paths, keys, title="tick-assets demo")
             launched = time.time()
             state = _wait(stack, backfill_id, progress)
-            say("waiting for the automation to refresh warehouse/raw_views ...")
+            say("waiting for the automation to refresh warehouse/views ...")
             views = _wait_for_views(stack, after=launched)
             partitions, rows, not_offered = _row_counts(stack, paths, keys)
             result = DemoResult(
@@ -202,7 +202,7 @@ def run_demo(
             )
             say(summary(result, views, first_day, instruments[0]))
             if ui:
-                stack.cli("sensor", "start", "-w", "workspace.yaml", "tardis_daily_exports")
+                stack.cli("sensor", "start", "-w", str(stack.workspace), "tardis_daily_exports")
                 say(
                     f"\nThe Dagster UI is at {stack.url} (the emulator keeps serving at {emulator.base_url}); "
                     "the daily export sensor is on. Press Ctrl-C to stop everything."

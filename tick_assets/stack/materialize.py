@@ -20,7 +20,7 @@ from typing import Any
 import dagster as dg
 
 from tick_assets.assets.partitions import RANGE_END, RANGE_START, partition_key
-from tick_assets.progress import Progress, StatusLine, logs_around, ticking
+from tick_assets.stack.progress import Progress, StatusLine, logs_around, ticking
 
 #: The job name `dg.materialize` runs under (the UI shows such runs as ad hoc materializations).
 EPHEMERAL_JOB_NAME = "__ephemeral_asset_job__"

@@ -1,0 +1,133 @@
+"""Derived lake datasets (features, analytics, your own): a SQL query or a DataFrame stored as one partition,
+and partitions read back as one DataFrame. No Dagster imports: a notebook can call these directly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from tick_assets.lake.convert import sql_string
+from tick_assets.lake.layout import DATE_KEY, EXCHANGE_KEY, SYMBOL_KEY, partition_relpath
+from tick_assets.lake.parquet import ConversionOptions, copy_options
+from tick_assets.lake.schema import quote
+from tick_assets.lake.store import Lake
+
+#: Columns every frame read from the lake carries: the partition's instrument (`exchange:SYMBOL`) and UTC day.
+INSTRUMENT_COLUMN, DATE_COLUMN = "instrument", DATE_KEY
+#: Columns a stored file never holds: the directory keys give them back on read.
+HIVE_COLUMNS = (EXCHANGE_KEY, SYMBOL_KEY, DATE_KEY)
+HIVE_TYPES = "{'exchange_id': VARCHAR, 'symbol_id': VARCHAR, 'date': DATE}"
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One (exchange, symbol, UTC day) partition of a dataset."""
+
+    dataset: str
+    exchange: str
+    symbol: str
+    day: dt.date
+
+    @property
+    def instrument(self) -> str:
+        """`exchange:SYMBOL`."""
+        return f"{self.exchange}:{self.symbol}"
+
+    @property
+    def relpath(self) -> str:
+        """The partition file relative to the lake root."""
+        return partition_relpath(self.dataset, self.exchange, self.symbol, self.day)
+
+
+@dataclass(frozen=True)
+class StoredPartition:
+    """What storing one partition wrote."""
+
+    path: str
+    rows: int
+    bytes: int
+    seconds: float
+
+
+def connect(lake: Lake, threads: int = 2, memory_limit: str = "2GB") -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection (UTC session) that can read the lake: the engine of one step."""
+    con = duckdb.connect(":memory:", config={"threads": threads, "memory_limit": memory_limit})
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    lake.prepare(con)
+    return con
+
+
+def store_query(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    partition: Partition,
+    query: str,
+    options: ConversionOptions | None = None,
+) -> StoredPartition:
+    """Run `query` and store its rows as the partition's one file, replacing any previous one whole."""
+    started = time.perf_counter()
+    with lake.writing(partition.relpath) as tmp:
+        con.execute(f"COPY ({query}) TO {sql_string(tmp)} ({copy_options(options or ConversionOptions())})")
+        rows = con.execute(f"SELECT count(*) FROM read_parquet({sql_string(tmp)})").fetchall()[0][0]
+        size = tmp.stat().st_size
+    return StoredPartition(lake.uri(partition.relpath), int(rows), size, time.perf_counter() - started)
+
+
+def store_frame(
+    lake: Lake, partition: Partition, frame: pd.DataFrame, options: ConversionOptions | None = None
+) -> StoredPartition:
+    """Store a DataFrame as the partition's one file (without the directory-key columns, which come back on
+    read), replacing any previous one whole."""
+    kept = frame.drop(columns=[c for c in HIVE_COLUMNS if c in frame.columns]).reset_index(drop=True)
+    with connect(lake, threads=1) as con:
+        con.register("frame_to_store", kept)
+        return store_query(con, lake, partition, "SELECT * FROM frame_to_store", options)
+
+
+def read_partitions(
+    lake: Lake,
+    partitions: Sequence[Partition],
+    columns: Sequence[str] | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> pd.DataFrame:
+    """The rows of `partitions` (one dataset) as one DataFrame, in partition order, with `instrument` and
+    `date` (the partition's UTC day); `columns` selects what else is read (the rest stays on disk)."""
+    if not partitions:
+        raise ValueError("read_partitions needs at least one partition")
+    uris = [
+        lake.require(p.relpath, f"materialize {p.dataset} for {p.day} {p.instrument} first")
+        for p in partitions
+    ]
+    own = con is None
+    con = con or connect(lake)
+    try:
+        available = [
+            r[0]
+            for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_string(uris[0])})").fetchall()
+        ]
+        wanted = list(columns) if columns is not None else [c for c in available if c not in HIVE_COLUMNS]
+        unknown = [c for c in wanted if c not in available and c not in (INSTRUMENT_COLUMN, DATE_COLUMN)]
+        if unknown:
+            raise KeyError(f"{partitions[0].dataset} has no column(s) {unknown}; its columns are {available}")
+        select = [quote(c) for c in wanted if c not in (INSTRUMENT_COLUMN, DATE_COLUMN)]
+        instrument = (
+            quote(INSTRUMENT_COLUMN)
+            if INSTRUMENT_COLUMN in available
+            else f"{EXCHANGE_KEY} || ':' || {SYMBOL_KEY}"
+        )
+        select = [f"{instrument} AS {INSTRUMENT_COLUMN}", f"{DATE_KEY}", *select]
+        files = "[" + ", ".join(sql_string(u) for u in uris) + "]"
+        # DuckDB keeps insertion order (files in list order, rows in file order).
+        return con.execute(
+            f"SELECT {', '.join(select)} FROM read_parquet({files}, hive_partitioning = true, "
+            f"union_by_name = true, hive_types = {HIVE_TYPES})"
+        ).df()
+    finally:
+        if own:
+            con.close()

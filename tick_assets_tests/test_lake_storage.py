@@ -1,0 +1,257 @@
+"""Lake storage layout (docs/STORAGE.md): files read back value for value, carry the chosen encodings and
+compression, and take no more disk than the Tardis .csv.gz for trades and incremental_book_L2."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from tick_assets.emulator import synth
+from tick_assets.emulator.options_chain import write_options_chain
+from tick_assets.lake import write_partition
+from tick_assets.lake.parquet import (
+    V2_DATA_TYPES,
+    ConversionOptions,
+    copy_options,
+    legacy_options,
+    parquet_version,
+)
+from tick_assets.lake.schema import (
+    EPOCH_MICROS_COLUMNS,
+    parquet_columns,
+    quote,
+    reader_select_list,
+    select_list,
+)
+from tick_assets.tardis.datatypes import DATA_TYPES, SCHEMAS
+
+DAY = dt.date(2024, 3, 1)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+MICROSECOND = dt.timedelta(microseconds=1)
+_PARSE = {
+    "BIGINT": int,
+    "DOUBLE": float,
+    "VARCHAR": str,
+    "BOOLEAN": lambda v: {"true": True, "false": False}[v],
+}
+#: (exchange, symbol) of the emulator day of each data type.
+_INSTRUMENT = {t: ("binance-futures", "BTCUSDT") for t in DATA_TYPES} | {
+    "options_chain": ("deribit", "OPTIONS")
+}
+V2_ONLY = {
+    "DELTA_BINARY_PACKED",
+    "DELTA_LENGTH_BYTE_ARRAY",
+    "DELTA_BYTE_ARRAY",
+    "BYTE_STREAM_SPLIT",
+    "RLE_DICTIONARY",
+}
+
+
+def _day(folder: Path, data_type: str, scale: int, instrument: tuple[str, str] | None = None) -> Path:
+    """An emulator day as the emulator serves it (options_chain: `scale` rows of the deribit chain)."""
+    exchange, symbol = instrument or _INSTRUMENT[data_type]
+    path = folder / f"{exchange}_{data_type}_{DAY}_{symbol}_{scale}.csv.gz"
+    if not path.exists():
+        if data_type == "options_chain":
+            write_options_chain(exchange, "BTC", DAY, scale, path)
+        else:
+            synth.write_dataset(exchange, symbol, data_type, DAY, scale, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder the emulator days of this module are generated into once."""
+    return tmp_path_factory.mktemp("storage-days")
+
+
+def _csv_rows(source: Path, data_type: str) -> list[tuple]:
+    kinds = [_PARSE[t] for _, t in SCHEMAS[data_type]]
+    with gzip.open(source, "rt", newline="") as f:
+        reader = csv.reader(f)
+        next(reader)
+        return [tuple(None if v == "" else k(v) for k, v in zip(kinds, row, strict=True)) for row in reader]
+
+
+def _lake_rows(path: Path, data_type: str) -> list[tuple]:
+    """The file's rows through pyarrow, in lake column order, each `*_utc` as epoch microseconds."""
+    table = pq.read_table(path)
+    names = [c for c, _ in parquet_columns(data_type)]
+    assert table.column_names == names
+    cols = [table.column(c).to_pylist() for c in names]
+    derived = [i for i, c in enumerate(names) if c.endswith("_utc")]
+    for i in derived:
+        cols[i] = [None if v is None else (v - EPOCH) // MICROSECOND for v in cols[i]]
+    return list(zip(*cols, strict=True))
+
+
+def _assert_round_trip(source: Path, data_type: str, dest: Path, options: ConversionOptions) -> int:
+    write_partition(source, dest, data_type, options)
+    expected = _csv_rows(source, data_type)
+    sources = [i for i, (c, _) in enumerate(SCHEMAS[data_type]) if c in EPOCH_MICROS_COLUMNS]
+    got = _lake_rows(dest, data_type)
+    assert len(got) == len(expected) > 0
+    for want, row in zip(expected, got, strict=True):
+        assert row == want + tuple(
+            want[i] for i in sources
+        )  # every Tardis value, then the *_utc microseconds
+    return len(got)
+
+
+def test_real_samples_read_back_value_for_value(real_fixtures_dir, tmp_path) -> None:
+    samples = sorted(real_fixtures_dir.glob("*.csv.gz"))
+    assert len(samples) == 4
+    for source in samples:
+        data_type = next(t for t in sorted(DATA_TYPES, key=len, reverse=True) if f"_{t}_" in source.name)
+        for name, options in (("new", ConversionOptions()), ("old", legacy_options())):
+            _assert_round_trip(source, data_type, tmp_path / f"{source.stem}.{name}.parquet", options)
+
+
+@pytest.mark.parametrize("data_type", DATA_TYPES)
+def test_emulator_day_reads_back_value_for_value(days, tmp_path, data_type) -> None:
+    source = _day(days, data_type, 3_000)
+    assert _assert_round_trip(source, data_type, tmp_path / "data.parquet", ConversionOptions()) > 0
+
+
+def test_uuid_trade_ids_read_back_value_for_value(days, tmp_path) -> None:
+    source = _day(days, "trades", 3_000, ("bitmex", "XBTUSD"))
+    _assert_round_trip(source, "trades", tmp_path / "data.parquet", ConversionOptions())
+
+
+def _chunks(path: Path) -> dict[str, list]:
+    """Column chunk metadata of a file by column path (one entry per row group)."""
+    meta = pq.ParquetFile(path).metadata
+    out: dict[str, list] = {}
+    for g in range(meta.num_row_groups):
+        for c in range(meta.num_columns):
+            chunk = meta.row_group(g).column(c)
+            out.setdefault(chunk.path_in_schema, []).append(chunk)
+    return out
+
+
+def _encodings(chunks: list) -> set[str]:
+    return {e for chunk in chunks for e in chunk.encodings}
+
+
+@pytest.mark.parametrize(
+    "data_type, doubles",
+    [
+        ("trades", ("price", "amount")),
+        ("incremental_book_L2", ("price", "amount")),
+        ("book_snapshot_25", ("asks[0].price", "bids[24].amount")),
+        ("quotes", ("bid_price", "ask_amount")),
+    ],
+)
+def test_v2_data_types_delta_encode_timestamps_and_dictionary_encode_prices(
+    days, tmp_path, data_type, doubles
+) -> None:
+    assert data_type in V2_DATA_TYPES and parquet_version(ConversionOptions(), data_type) == "V2"
+    dest = tmp_path / "data.parquet"
+    write_partition(
+        _day(days, data_type, 50_000 if data_type == "book_snapshot_25" else 200_000), dest, data_type
+    )
+    meta = pq.ParquetFile(dest).metadata
+    chunks = _chunks(dest)
+    assert meta.format_version == "2.6"
+    assert {c.compression for cs in chunks.values() for c in cs} == {"ZSTD"}
+    assert all(c.bloom_filter_offset is None for cs in chunks.values() for c in cs)
+    sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    # DuckDB closes a row group at the first 2,048-row vector that reaches the size
+    assert max(sizes) <= ConversionOptions().row_group_size + 2_048
+    assert max(sizes) > 65_536 or len(sizes) == 1
+    for column in ("timestamp", "local_timestamp", "timestamp_utc", "local_timestamp_utc"):
+        assert _encodings(chunks[column]) == {"DELTA_BINARY_PACKED"}, column
+    for column in doubles:
+        assert _encodings(chunks[column]) == {"RLE_DICTIONARY"}, column
+    assert _encodings(chunks["exchange"]) == {"RLE_DICTIONARY"}
+
+
+def test_uuid_trade_ids_are_delta_length_encoded(days, tmp_path) -> None:
+    dest = tmp_path / "data.parquet"
+    write_partition(_day(days, "trades", 200_000, ("bitmex", "XBTUSD")), dest, "trades")
+    assert _encodings(_chunks(dest)["id"]) == {"DELTA_LENGTH_BYTE_ARRAY"}
+
+
+@pytest.mark.parametrize("data_type", sorted(set(DATA_TYPES) - V2_DATA_TYPES))
+def test_v1_data_types_use_only_v1_encodings(days, tmp_path, data_type) -> None:
+    assert parquet_version(ConversionOptions(), data_type) == "V1"
+    dest = tmp_path / "data.parquet"
+    write_partition(_day(days, data_type, 20_000), dest, data_type)
+    chunks = _chunks(dest)
+    assert pq.ParquetFile(dest).metadata.format_version == "1.0"
+    assert {c.compression for cs in chunks.values() for c in cs} == {"ZSTD"}
+    assert all(c.bloom_filter_offset is None for cs in chunks.values() for c in cs)
+    assert not _encodings([c for cs in chunks.values() for c in cs]) & V2_ONLY
+    assert _encodings(chunks["timestamp"]) <= {"PLAIN", "PLAIN_DICTIONARY"}
+
+
+def test_legacy_options_keep_the_old_layout(days, tmp_path) -> None:
+    dest = tmp_path / "data.parquet"
+    write_partition(_day(days, "trades", 200_000), dest, "trades", legacy_options())
+    chunks = _chunks(dest)
+    meta = pq.ParquetFile(dest).metadata
+    assert (
+        meta.format_version == "1.0"
+        and max(meta.row_group(g).num_rows for g in range(meta.num_row_groups)) <= 65_536
+    )
+    assert _encodings(chunks["timestamp"]) == {"PLAIN"}
+    assert any(c.bloom_filter_offset is not None for c in chunks["side"])
+
+
+@pytest.mark.parametrize("data_type", ["trades", "incremental_book_L2"])
+def test_lake_file_is_no_bigger_than_the_gzip(days, tmp_path, data_type) -> None:
+    source = _day(days, data_type, 200_000)
+    new = write_partition(source, tmp_path / "new.parquet", data_type)
+    old = write_partition(source, tmp_path / "old.parquet", data_type, legacy_options())
+    assert new.rows > 60_000
+    assert new.parquet_bytes <= source.stat().st_size
+    assert new.parquet_bytes < 0.95 * old.parquet_bytes
+
+
+def test_book_snapshot_25_shrinks_against_the_old_layout(days, tmp_path) -> None:
+    source = _day(days, "book_snapshot_25", 50_000)
+    new = write_partition(source, tmp_path / "new.parquet", "book_snapshot_25")
+    old = write_partition(source, tmp_path / "old.parquet", "book_snapshot_25", legacy_options())
+    assert new.rows == old.rows > 40_000
+    assert new.parquet_bytes < 0.9 * old.parquet_bytes
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="book_snapshot_25 stays above its gzip in a flat 104-column layout: per-column encodings cannot use "
+    "the row-to-row repetition gzip finds (docs/STORAGE.md); passes once the layout changes",
+)
+def test_book_snapshot_25_is_no_bigger_than_the_gzip(days, tmp_path) -> None:
+    source = _day(days, "book_snapshot_25", 50_000)
+    assert (
+        write_partition(source, tmp_path / "new.parquet", "book_snapshot_25").parquet_bytes
+        <= source.stat().st_size
+    )
+
+
+def test_reader_select_list_rederives_the_utc_columns_exactly(days, tmp_path) -> None:
+    data_type = "derivative_ticker"  # three epoch columns: timestamp, local_timestamp, funding_timestamp
+    full, bare = tmp_path / "full.parquet", tmp_path / "bare.parquet"
+    write_partition(_day(days, data_type, 3_000), full, data_type)
+    lake_columns = ", ".join(quote(c) for c, _ in parquet_columns(data_type))
+    with duckdb.connect() as con:
+        con.execute(
+            f"COPY (SELECT {select_list(data_type, derived=False)} FROM read_parquet('{full}')) TO '{bare}' "
+            f"({copy_options(ConversionOptions(), data_type)})"
+        )
+        con.execute("SET TimeZone = 'America/New_York'")  # the re-derivation must not depend on the zone
+        stored = con.execute(f"SELECT {lake_columns} FROM read_parquet('{full}')").fetchall()
+        assert len(stored) > 0
+        for path in (full, bare):
+            query = f"SELECT {reader_select_list(data_type)} FROM read_parquet('{path}')"
+            assert con.execute(query).fetchall() == stored
+            types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {query})").fetchall())
+            assert types == dict(parquet_columns(data_type)) | {
+                c: "TIMESTAMP WITH TIME ZONE" for c, t in parquet_columns(data_type) if t == "TIMESTAMPTZ"
+            }

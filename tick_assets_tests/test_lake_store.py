@@ -1,0 +1,137 @@
+"""The lake as the store: a full disk or a failed publish loses nothing, the old layout is migrated, the catalog
+is swapped in under readers that hold it open, and the download cache is scratch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tick_assets.emulator.synth import write_dataset
+from tick_assets.lake import LakeWriteError, LocalLake, Partition, connect, store_partition, store_query
+from tick_assets.lake.errors import LakeError
+from tick_assets.lake.ingest import DELETE, KEEP, DayRequest, ingest_days
+from tick_assets.lake.migrate import check_layout, migrate_layout
+from tick_assets.lake.warehouse import open_catalog, publish_catalog
+from tick_assets.stack.soak import fingerprint_file
+
+DAY = dt.date(2024, 1, 2)
+BOOK = Partition("raw/book_snapshot_25", "deribit", "BTC-PERPETUAL", DAY)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 1 MB tmpfs (root only); skipped where mounting is not allowed."""
+    mount = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _only_the_file(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_full_disk_fails_the_partition_and_keeps_the_stored_one(small_disk, tmp_path) -> None:
+    small, big = tmp_path / "small.csv.gz", tmp_path / "big.csv.gz"
+    write_dataset("deribit", "BTC-PERPETUAL", "book_snapshot_25", DAY, 300, small)
+    write_dataset("deribit", "BTC-PERPETUAL", "book_snapshot_25", DAY, 60_000, big)  # ~3 MB of Parquet
+    lake = LocalLake(small_disk / "lake")
+    stored = store_partition(small, lake, BOOK.relpath, "book_snapshot_25")
+    before = fingerprint_file(Path(stored.path))
+    with pytest.raises(LakeWriteError, match="no space left on the device.*unchanged.*free space"):
+        store_partition(big, lake, BOOK.relpath, "book_snapshot_25")
+    assert fingerprint_file(Path(stored.path)) == before and before[0] == stored.rows
+    assert _only_the_file(Path(stored.path).parent) == ["data.parquet"]  # no temp left behind
+    # A feature partition hitting the full disk the same way.
+    feature = Partition("features/depth", "deribit", "BTC-PERPETUAL", DAY)
+    with connect(lake) as con, pytest.raises(LakeWriteError, match="no space left"):
+        store_query(con, lake, feature, "SELECT random() AS x FROM range(2000000)")
+    assert not list((small_disk / "lake" / "features").rglob("*.tmp"))
+
+
+def test_a_failed_publish_keeps_the_stored_partition(tmp_path, monkeypatch) -> None:
+    src = tmp_path / "day.csv.gz"
+    write_dataset("deribit", "BTC-PERPETUAL", "book_snapshot_25", DAY, 300, src)
+    lake = LocalLake(tmp_path / "lake")
+    stored = store_partition(src, lake, BOOK.relpath, "book_snapshot_25")
+    before = fingerprint_file(Path(stored.path))
+
+    def no_space(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("tick_assets.lake.store.os.replace", no_space)
+    with pytest.raises(LakeWriteError, match="no space left"):
+        store_partition(src, lake, BOOK.relpath, "book_snapshot_25")
+    assert fingerprint_file(Path(stored.path)) == before
+    assert _only_the_file(Path(stored.path).parent) == ["data.parquet"]
+
+
+def test_the_old_layout_is_refused_with_what_to_do_and_migrated_by_rename(tmp_path) -> None:
+    src = tmp_path / "day.csv.gz"
+    write_dataset("deribit", "BTC-PERPETUAL", "trades", DAY, 300, src)
+    root = tmp_path / "lake"
+    old = root / "trades" / "exchange_id=deribit" / "symbol_id=BTC-PERPETUAL" / f"date={DAY}" / "data.parquet"
+    store_partition(
+        src, LocalLake(root), str(old.relative_to(root)).replace("trades/", "raw/trades/", 1), "trades"
+    )
+    (root / "raw" / "trades").rename(root / "trades")
+    (root / "raw").rmdir()
+    inode = old.stat().st_ino
+    with pytest.raises(LakeError, match="tick-assets lake migrate"):
+        check_layout(root)
+    moved = migrate_layout(root)
+    new = root / "raw" / old.relative_to(root)
+    assert [(a.name, b) for a, b in moved] == [(f"date={DAY}", new.parent)]
+    assert new.stat().st_ino == inode and not (root / "trades").exists()  # a rename, not a copy
+    check_layout(root)
+
+
+def test_the_catalog_is_swapped_in_under_a_reader_that_holds_it_open(tmp_path) -> None:
+    src = tmp_path / "day.csv.gz"
+    write_dataset("deribit", "BTC-PERPETUAL", "trades", DAY, 300, src)
+    lake = LocalLake(tmp_path / "lake")
+    trades = Partition("raw/trades", "deribit", "BTC-PERPETUAL", DAY)
+    rows = store_partition(src, lake, trades.relpath, "trades").rows
+    catalog = tmp_path / "warehouse.duckdb"
+    assert publish_catalog(catalog, lake, ["raw/trades"]) == ["raw.trades"]
+    with open_catalog(catalog, lake) as notebook:  # a notebook holds the catalog read-only meanwhile
+        assert notebook.execute("SELECT count(*) FROM raw.trades").fetchone() == (rows,)
+        with connect(lake) as con:
+            store_query(con, lake, Partition("features/x", "deribit", "BTC-PERPETUAL", DAY), "SELECT 1 AS a")
+        assert publish_catalog(catalog, lake, ["raw/trades", "features/x"]) == ["raw.trades", "features.x"]
+        assert notebook.execute("SELECT count(*) FROM raw.trades").fetchone() == (rows,)  # still works
+    with open_catalog(catalog, lake) as fresh:
+        assert fresh.execute("SELECT a, date FROM features.x").fetchall() == [(1, DAY)]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".warehouse", "warehouse"))) == [
+        "warehouse.duckdb"
+    ]
+
+
+@pytest.mark.parametrize("retention", [KEEP, DELETE])
+def test_the_download_cache_keeps_or_drops_a_day_once_its_partition_is_stored(
+    client, tmp_path, retention
+) -> None:
+    requests = [
+        DayRequest("trades", "deribit", "BTC-PERPETUAL", DAY + dt.timedelta(days=i)) for i in range(2)
+    ]
+    results = ingest_days(client, tmp_path / "lake", requests, cache_retention=retention)
+    assert all(r.ok for r in results)
+    cached = [r.download.path.exists() for r in results]
+    assert cached == ([True, True] if retention == KEEP else [False, False])
+    assert all(os.path.exists(r.write.path) for r in results)
+    with pytest.raises(ValueError, match="'keep' or 'delete'"):
+        ingest_days(client, tmp_path / "lake", requests, cache_retention="sometimes")
+    with duckdb.connect() as con:
+        assert con.execute(f"SELECT count(*) FROM read_parquet('{results[0].write.path}')").fetchone()[0] > 0
