@@ -101,7 +101,7 @@ class LakeResource(dg.ConfigurableResource):
     def lake(self) -> Lake:
         """The lake of this step (opened on first use)."""
         if self._lake is None:
-            lake = open_lake(self.lake_url or settings.lake_url(self.data_dir))
+            lake = open_lake(self.lake_url or settings.lake_url(self.data_dir), scratch=self.scratch)
             if isinstance(lake, LocalLake):
                 check_layout(lake.root)
             self._lake = lake

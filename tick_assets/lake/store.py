@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,11 +57,6 @@ class Lake(ABC):
     @contextmanager
     def writing(self, relpath: str) -> Iterator[Path]:
         """Yield a private local temp path; when the block ends without error, publish it whole at `relpath`."""
-
-    @contextmanager
-    def reading(self, relpath: str) -> Iterator[Path]:
-        """Yield a local path holding the file (a local lake yields the file itself)."""
-        yield Path(self.require(relpath))
 
     def require(self, relpath: str, hint: str = "") -> str:
         """The URI of a file that must exist; PartitionMissingError (saying what to materialize) otherwise."""
@@ -162,9 +158,14 @@ def as_lake(lake: Lake | Path | str) -> Lake:
     return lake if isinstance(lake, Lake) else open_lake(lake)
 
 
-def open_lake(url: str | Path) -> Lake:
-    """The lake at `url`: a local folder (S3 URLs are refused until the S3 backend lands)."""
+def open_lake(url: str | Path, scratch: Path | None = None) -> Lake:
+    """The lake at `url`: a local folder, or `s3://bucket/prefix` (uploads staged under `scratch`, by default
+    the system temp folder)."""
     text = str(url)
+    if text.startswith("s3://"):
+        from tick_assets.lake.s3 import S3Lake
+
+        return S3Lake(text, scratch or Path(tempfile.gettempdir()) / "tick-assets")
     if "://" in text:
-        raise LakeError(f"Unsupported lake root {text!r}: use a local folder.")
+        raise LakeError(f"Unsupported lake root {text!r}: use a local folder or s3://bucket/prefix.")
     return LocalLake(text)
