@@ -8,8 +8,10 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
+from tick_assets import settings
 from tick_assets.settings import data_dir
 
 
@@ -178,44 +180,55 @@ def _add_download_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_download)
 
 
-def _run_download(args: argparse.Namespace) -> int:
-    import contextlib
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tick_assets import settings
-    from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
-    from tick_assets.tardis import LimiterConfig, TardisError
-    from tick_assets.tardis.shared import shared_client
-
+def _download_jobs(args: argparse.Namespace) -> list[tuple[str, str, str, dt.date]] | None:
+    """(exchange, data type, symbol, day) of every file asked for, or None (said why) if the arguments are wrong."""
     days = [args.from_date + dt.timedelta(days=i) for i in range((args.to_date - args.from_date).days)]
     if not days:
         print("--to must be after --from (the range is [from, to))", file=sys.stderr)
-        return 2
+        return None
     data_types = [t.strip() for t in args.data_types.split(",") if t.strip()]
     jobs = []
     for instrument in args.instruments:
         exchange, sep, symbol = instrument.partition(":")
         if not sep:
             print(f"{instrument!r} is not exchange:SYMBOL", file=sys.stderr)
-            return 2
+            return None
         jobs += [(exchange, t, symbol, d) for t in data_types for d in days]
+    return jobs
+
+
+def _tardis_urls(args: argparse.Namespace, stack) -> tuple[str, str, str | None]:
+    """Datasets URL, metadata URL and key: the configured ones, or those of an emulator started on `stack`."""
+    from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
+
+    key = os.environ.get("TARDIS_API_KEY")
+    if not args.emulator:
+        return settings.datasets_url(), settings.api_url(), key
+    emu = stack.enter_context(
+        EmulatorServer(EmulatorConfig(cache_dir=data_dir() / "emulator", scale=args.scale))
+    )
+    print(f"emulator on {emu.base_url} (scale {args.scale})")
+    return emu.datasets_url, emu.api_url, key or "emulator-accepts-any-key"
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    import contextlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tick_assets.tardis import LimiterConfig, TardisError
+    from tick_assets.tardis.shared import shared_client
+
+    jobs = _download_jobs(args)
+    if jobs is None:
+        return 2
     with contextlib.ExitStack() as stack:
-        datasets_url, api_url = settings.datasets_url(), settings.api_url()
-        if args.emulator:
-            emu = EmulatorServer(EmulatorConfig(cache_dir=data_dir() / "emulator", scale=args.scale))
-            stack.enter_context(emu)
-            datasets_url, api_url = emu.datasets_url, emu.api_url
-            print(f"emulator on {emu.base_url} (scale {args.scale})")
+        datasets_url, api_url, api_key = _tardis_urls(args, stack)
+        limiter = LimiterConfig(
+            rate=args.rate, burst=max(1, int(args.rate // 4)), max_in_flight=args.concurrency
+        )
         client = stack.enter_context(
             shared_client(
-                data_dir(),
-                api_key=os.environ.get("TARDIS_API_KEY") or ("emulator" if args.emulator else None),
-                datasets_url=datasets_url,
-                api_url=api_url,
-                limiter=LimiterConfig(
-                    rate=args.rate, burst=max(1, int(args.rate // 4)), max_in_flight=args.concurrency
-                ),
+                data_dir(), api_key=api_key, datasets_url=datasets_url, api_url=api_url, limiter=limiter
             )
         )
         started = time.monotonic()
@@ -226,8 +239,7 @@ def _run_download(args: argparse.Namespace) -> int:
             except TardisError as exc:
                 return job, exc
 
-        failures = 0
-        total_bytes = 0
+        failures = total_bytes = 0
         print(f"{'dataset':<58} {'MB':>8} {'retries':>7} {'source':>8}")
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
             for (exchange, data_type, symbol, day), result in pool.map(fetch, jobs):
@@ -271,30 +283,19 @@ def _add_materialize_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_materialize(args: argparse.Namespace) -> int:
     import contextlib
-    import importlib
-    import time
 
-    from tick_assets import settings
-    from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
+    import dagster as dg
+
+    from tick_assets.assets.warehouse import VIEWS_KEY
+    from tick_assets.stack import materialize
+    from tick_assets.stack.progress import StatusLine
 
     last_day = args.to_date - dt.timedelta(days=1)
     if last_day < args.from_date:
         print("--to must be after --from (the range is [from, to))", file=sys.stderr)
         return 2
     with contextlib.ExitStack() as stack:
-        if args.emulator:
-            emu = stack.enter_context(
-                EmulatorServer(EmulatorConfig(cache_dir=data_dir() / "emulator", scale=args.scale))
-            )
-            os.environ["TARDIS_DATASETS_URL"], os.environ["TARDIS_API_URL"] = emu.datasets_url, emu.api_url
-            os.environ.setdefault("TARDIS_API_KEY", "emulator-accepts-any-key")
-            print(f"emulator on {emu.base_url} (scale {args.scale})")
-        import dagster as dg
-
-        from tick_assets.stack import materialize
-        from tick_assets.stack.progress import StatusLine
-
-        defs = importlib.import_module("tick_assets.definitions").defs
+        defs = _configured_definitions(*_tardis_urls(args, stack))
         keys = [dg.AssetKey.from_user_string(k.strip()) for k in args.assets.split(",") if k.strip()]
         keys = keys or materialize.partitioned_asset_keys(defs)
         instance = stack.enter_context(materialize.instance_for_shell())
@@ -309,31 +310,108 @@ def _run_materialize(args: argparse.Namespace) -> int:
             settings.backfill_days_per_run(),
             progress=StatusLine(sys.stdout),
         )
-        views_ok = materialize.materialize_unpartitioned(defs, dg.AssetKey(["warehouse", "views"]), instance)
-        print(f"\n{'instrument':<30} {'days':<24} {'asset':<22} {'partitions':>10} {'rows':>12}  status")
-        for run in runs:
-            days = f"{run.first_day} .. {run.last_day}"
-            status = "ok" if run.success else "FAILED (see the log above)"
-            for key in run.rows:
-                print(
-                    f"{run.instrument:<30} {days:<24} {key:<22} {run.partitions[key]:>10} {run.rows[key]:>12,}  {status}"
-                )
+        views_ok = materialize.materialize_unpartitioned(defs, VIEWS_KEY, instance)
+        _print_runs(runs)
         print(
             f"{len(runs)} ranged runs in {time.monotonic() - started:.1f} s; warehouse views {'ok' if views_ok else 'FAILED'}"
         )
         if views_ok:
-            import duckdb
-
-            with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
-                for key in (k for k in keys if k.path[0] == "raw"):
-                    table = f'raw."{key.path[-1]}"'
-                    query = (
-                        f"SELECT exchange, symbol, count(*) AS rows, min(timestamp_utc) AS first, max(timestamp_utc) AS last "
-                        f"FROM {table} WHERE date BETWEEN '{args.from_date}' AND '{last_day}' GROUP BY ALL ORDER BY ALL"
-                    )
-                    print(f"\n{settings.warehouse_path()}: {query}")
-                    print(con.sql(query))
+            _print_raw_queries(keys, args.from_date, last_day)
         return 0 if views_ok and all(r.success for r in runs) else 1
+
+
+def _configured_definitions(datasets_url: str, api_url: str, api_key: str | None):
+    """The configured graph (instruments, data types, dates from the environment) against these Tardis URLs."""
+    from tick_assets.assets.partitions import configured_backfill_policy, configured_partitions
+    from tick_assets.assets.resources import TardisResource
+    from tick_assets.definitions import build_definitions
+
+    tardis = TardisResource(
+        api_key=api_key, datasets_url=datasets_url, api_url=api_url, data_dir=str(data_dir())
+    )
+    return build_definitions(
+        partitions=configured_partitions(),
+        backfill_policy=configured_backfill_policy(),
+        data_types=settings.raw_data_types(),
+        data_dir=data_dir(),
+        tardis=tardis,
+    )
+
+
+def _print_runs(runs) -> None:
+    """One line per ranged run and asset: partitions, rows, status."""
+    print(f"\n{'instrument':<30} {'days':<24} {'asset':<22} {'partitions':>10} {'rows':>12}  status")
+    for run in runs:
+        days = f"{run.first_day} .. {run.last_day}"
+        status = "ok" if run.success else "FAILED (see the log above)"
+        for key in run.rows:
+            print(
+                f"{run.instrument:<30} {days:<24} {key:<22} {run.partitions[key]:>10} {run.rows[key]:>12,}  {status}"
+            )
+
+
+def _print_raw_queries(keys, first_day: dt.date, last_day: dt.date) -> None:
+    """A query over each raw view of the warehouse catalog, and its result."""
+    from tick_assets.lake.warehouse import open_catalog
+
+    with open_catalog(settings.warehouse_path(), settings.lake_url()) as con:
+        for key in (k for k in keys if k.path[0] == "raw"):
+            query = (
+                "SELECT exchange, symbol, count(*) AS rows, min(timestamp_utc) AS first, max(timestamp_utc) AS last "
+                f"FROM raw.\"{key.path[-1]}\" WHERE date BETWEEN '{first_day}' AND '{last_day}' GROUP BY ALL ORDER BY ALL"
+            )
+            print(f"\n{settings.warehouse_path()}: {query}")
+            print(con.sql(query))
+
+
+def _add_warehouse_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "warehouse",
+        help="rebuild DATA_DIR/warehouse.duckdb (a catalog of views) from what is in the lake",
+        description="Build one view per lake dataset (raw.*, features.*, analytics.*, yours) into a new file and "
+        "swap it in for DATA_DIR/warehouse.duckdb atomically: readers holding the old file are not disturbed.",
+    )
+    p.set_defaults(func=_run_warehouse)
+
+
+def _run_warehouse(args: argparse.Namespace) -> int:
+    from tick_assets.lake import open_lake
+    from tick_assets.lake.warehouse import catalog_datasets, describe_views, open_catalog, publish_catalog
+
+    lake = open_lake(settings.lake_url(), scratch=data_dir() / "scratch")
+    datasets = catalog_datasets(lake, settings.raw_data_types())
+    publish_catalog(settings.warehouse_path(), lake, datasets)
+    with open_catalog(settings.warehouse_path(), lake) as con:
+        for info in describe_views(con, lake, datasets):
+            print(
+                f"{info.name:<36} {info.files:>6} partitions {info.rows:>14,} rows  {info.first_date or ''} .. {info.last_date or ''}"
+            )
+    print(f"{settings.warehouse_path()}: views over {lake.url}")
+    return 0
+
+
+def _add_lake_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lake", help="maintain the lake: move partitions of the old layout into place")
+    lake_sub = p.add_subparsers(dest="lake_command", required=True)
+    migrate = lake_sub.add_parser(
+        "migrate",
+        help="move raw partitions of the lake-v1 layout (lake/<data_type>/...) to lake/raw/<data_type>/... (a rename)",
+    )
+    migrate.set_defaults(func=_run_lake_migrate)
+
+
+def _run_lake_migrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tick_assets.lake.migrate import migrate_layout
+
+    root = settings.lake_url()
+    if "://" in root:
+        print(f"{root}: only a local lake can have the old layout", file=sys.stderr)
+        return 2
+    moved = migrate_layout(Path(root))
+    print(f"{len(moved)} partitions moved under {Path(root) / 'raw'}")
+    return 0
 
 
 def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
@@ -386,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_emulator_parser(sub)
     _add_download_parser(sub)
     _add_materialize_parser(sub)
+    _add_warehouse_parser(sub)
+    _add_lake_parser(sub)
     _add_demo_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

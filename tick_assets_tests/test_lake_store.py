@@ -135,3 +135,24 @@ def test_the_download_cache_keeps_or_drops_a_day_once_its_partition_is_stored(
         ingest_days(client, tmp_path / "lake", requests, cache_retention="sometimes")
     with duckdb.connect() as con:
         assert con.execute(f"SELECT count(*) FROM read_parquet('{results[0].write.path}')").fetchone()[0] > 0
+
+
+def test_the_cli_migrates_the_old_layout_and_rebuilds_the_catalog(tmp_path, monkeypatch, capsys) -> None:
+    from tick_assets.cli import main
+
+    src = tmp_path / "day.csv.gz"
+    write_dataset("deribit", "BTC-PERPETUAL", "trades", DAY, 300, src)
+    data = tmp_path / "data"
+    rows = store_partition(
+        src, LocalLake(data / "lake"), Partition("raw/trades", "deribit", "X", DAY).relpath, "trades"
+    ).rows
+    (data / "lake" / "raw" / "trades").rename(data / "lake" / "trades")  # as lake-v1 laid it out
+    monkeypatch.setenv("TICK_ASSETS_DATA_DIR", str(data))
+    monkeypatch.delenv("TICK_ASSETS_LAKE", raising=False)
+    assert main(["lake", "migrate"]) == 0 and "1 partitions moved" in capsys.readouterr().out
+    assert main(["warehouse"]) == 0
+    assert "raw.trades" in capsys.readouterr().out
+    with open_catalog(data / "warehouse.duckdb", data / "lake") as con:
+        assert con.execute("SELECT count(*), any_value(symbol_id) FROM raw.trades").fetchall() == [
+            (rows, "X")
+        ]

@@ -89,7 +89,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
             for p, part in split_by_partition(obj, partitions).items()
         }
         rows = sum(s.rows for s in stored.values())
-        metadata: dict[str, object] = {"lake_files": len(stored), "rows_stored": rows}
+        # Output metadata lands on every partition of the run, so these say "of the run" (per-partition figures
+        # come from the asset's own context.add_asset_metadata(partition_key=...)).
+        metadata: dict[str, object] = {"lake_files_of_run": len(stored), "rows_stored_by_run": rows}
         if len(stored) == 1:
             (only,) = stored.values()
             metadata.update(

@@ -55,7 +55,7 @@ import hashlib
 import math
 import operator
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -650,89 +650,169 @@ def _l2_table(
     return _table("incremental_book_L2", cols)
 
 
+#: Rows of one incremental_book_L2 group: (side, price in ticks, amount in lots).
+_L2Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class _L2Events:
+    """What each event of an L2 chunk sends (arrays indexed by the chunk's event, in event order)."""
+
+    rows: np.ndarray  # the event's row in the chunk's book (event - book.start)
+    upd_side: np.ndarray  # side of the event's level update, -1 for a price move
+    upd_level: np.ndarray  # level of that update (0 for a price move)
+    upd_lots: np.ndarray  # size of the updated level after the event, lots
+    ask_shift: np.ndarray  # best ask minus the previous event's, ticks
+    bid_shift: np.ndarray  # best bid minus the previous event's, ticks
+    snapshot_count: np.ndarray  # 2 * BOOK_DEPTH rows at the day's first event and at a reconnect, else 0
+    update_count: np.ndarray  # 1 when the update changed its level's size, else 0
+    ask_count: np.ndarray  # ask levels that leave the window (as many enter it) because the best ask moved
+    bid_count: np.ndarray  # the same for bids
+
+
+@dataclass(frozen=True)
+class _L2Group:
+    """One kind of row an event may send: how many per event, and how to build them."""
+
+    count: np.ndarray  # rows per event
+    build: Callable[[np.ndarray, np.ndarray], _L2Rows]  # (owning event, index within the group) -> rows
+    is_snapshot: bool = False
+
+
+def _price_at(book: _Book, row: np.ndarray, is_ask: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Price in ticks of level `level` (ask + level or bid - level) after book row `row`."""
+    return np.where(is_ask, book.ask[row] + level, book.bid[row] - level)
+
+
+def _lots_at(book: _Book, row: np.ndarray, is_ask: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Size in lots of level `level` of the ask or bid side after book row `row`."""
+    return np.where(is_ask, book.ask_lots[row, level], book.bid_lots[row, level])
+
+
+def _l2_events(mk: _Market, book: _Book, lo: int, hi: int) -> _L2Events:
+    """Compare each event of [lo, hi) with the one before it: what it snapshots, updates and shifts."""
+    # the chunk's book starts one event early (except on the day's first chunk) to have the previous state
+    rows = np.arange(0 if lo == 0 else 1, hi - book.start)
+    prev_rows = np.maximum(rows - 1, 0)
+    events = book.start + rows
+    is_snapshot = (events == 0) | np.isin(events, mk.reconnects)
+    upd_side = np.asarray(mk.upd_side[events])
+    upd_level = np.asarray(mk.upd_level[events]).astype(np.int64)
+    is_update = upd_side >= 0
+    is_ask = upd_side == _ASK
+    level = np.where(is_update, upd_level, 0)
+    new_lots = _lots_at(book, rows, is_ask, level)
+    old_lots = _lots_at(book, prev_rows, is_ask, level)
+    ask_shift = book.ask[rows] - book.ask[prev_rows]
+    bid_shift = book.bid[rows] - book.bid[prev_rows]
+    return _L2Events(
+        rows=rows,
+        upd_side=upd_side,
+        upd_level=upd_level,
+        upd_lots=new_lots,
+        ask_shift=ask_shift,
+        bid_shift=bid_shift,
+        snapshot_count=np.where(is_snapshot, 2 * BOOK_DEPTH, 0),
+        update_count=(is_update & (new_lots != old_lots) & ~is_snapshot).astype(np.int64),
+        ask_count=np.where(is_snapshot, 0, np.minimum(np.abs(ask_shift), BOOK_DEPTH)),
+        bid_count=np.where(is_snapshot, 0, np.minimum(np.abs(bid_shift), BOOK_DEPTH)),
+    )
+
+
+def _snapshot_rows(book: _Book, events: _L2Events, owner: np.ndarray, within: np.ndarray) -> _L2Rows:
+    """The whole book (first event of the day or a reconnect): asks from the best, then bids from the best."""
+    row = events.rows[owner]
+    is_ask = within < BOOK_DEPTH
+    level = within % BOOK_DEPTH
+    side = np.where(is_ask, _ASK, _BID).astype(np.int8)
+    return side, _price_at(book, row, is_ask, level), _lots_at(book, row, is_ask, level)
+
+
+def _update_rows(book: _Book, events: _L2Events, owner: np.ndarray, within: np.ndarray) -> _L2Rows:
+    """The level an update event changed, with its new size."""
+    side = events.upd_side[owner]
+    price = _price_at(book, events.rows[owner], side == _ASK, events.upd_level[owner])
+    return side, price, events.upd_lots[owner]
+
+
+def _window_rows(
+    book: _Book, events: _L2Events, side: int, entering: bool, owner: np.ndarray, within: np.ndarray
+) -> _L2Rows:
+    """Levels of one side's window that leave (size 0, old prices) or enter it because its best price moved."""
+    if side == _ASK:  # window ask .. ask + 24
+        best, lots, shift, count, sign = book.ask, book.ask_lots, events.ask_shift, events.ask_count, 1
+    else:  # window bid - 24 .. bid
+        best, lots, shift, count, sign = book.bid, book.bid_lots, events.bid_shift, events.bid_count, -1
+    row = events.rows[owner]
+    # moving outward (asks up, bids down) the near levels leave and far ones enter; moving inward the reverse
+    outward = shift[owner] * sign > 0
+    far = BOOK_DEPTH - count[owner]
+    sides = np.full(owner.size, side, dtype=np.int8)
+    if entering:
+        level = np.where(outward, far, 0) + within
+        return sides, best[row] + sign * level, lots[row, level]
+    level = np.where(outward, 0, far) + within
+    return sides, best[row - 1] + sign * level, np.zeros(owner.size, dtype=np.int64)
+
+
+def _l2_groups(book: _Book, events: _L2Events) -> list[_L2Group]:
+    """The row groups of an event, in the order its rows are written."""
+    return [
+        _L2Group(events.snapshot_count, functools.partial(_snapshot_rows, book, events), is_snapshot=True),
+        _L2Group(events.update_count, functools.partial(_update_rows, book, events)),
+        _L2Group(events.ask_count, functools.partial(_window_rows, book, events, _ASK, False)),
+        _L2Group(events.ask_count, functools.partial(_window_rows, book, events, _ASK, True)),
+        _L2Group(events.bid_count, functools.partial(_window_rows, book, events, _BID, False)),
+        _L2Group(events.bid_count, functools.partial(_window_rows, book, events, _BID, True)),
+    ]
+
+
+def _l2_chunk_table(mk: _Market, lo: int, hi: int) -> pa.Table:
+    """incremental_book_L2 rows of events [lo, hi): per event its row groups, one group after the other."""
+    book = mk.book(max(lo - 1, 0), hi, BOOK_DEPTH)
+    events = _l2_events(mk, book, lo, hi)
+    groups = _l2_groups(book, events)
+    per_event = sum(group.count for group in groups)
+    n_rows = int(per_event.sum())
+    out_row = np.empty(n_rows, dtype=np.int64)
+    out_snapshot = np.zeros(n_rows, dtype=bool)
+    out_side = np.empty(n_rows, dtype=np.int8)
+    out_price = np.empty(n_rows, dtype=np.int64)
+    out_lots = np.empty(n_rows, dtype=np.int64)
+    offset = np.cumsum(per_event) - per_event  # next free output row of each event
+    for group in groups:
+        owner, within = _repeat_index(group.count)
+        pos = offset[owner] + within
+        offset += group.count
+        side, price, lots = group.build(owner, within)
+        if group.is_snapshot:
+            out_snapshot[pos] = True
+        out_row[pos] = events.rows[owner]
+        out_side[pos] = side
+        out_price[pos] = price
+        out_lots[pos] = lots
+    event = book.start + out_row
+    return _l2_table(mk, mk.ts[event], mk.local[event], out_snapshot, out_side, out_price, out_lots)
+
+
+def _pre_snapshot_table(mk: _Market) -> pa.Table | None:
+    """The buffered update rows received before the day's first snapshot, or None on a day without them."""
+    ts, local, side, price, lots = mk.pre_snapshot
+    if not local.size:
+        return None
+    return _l2_table(mk, ts, local, np.zeros(local.size, dtype=bool), side, price, lots)
+
+
 def _iter_l2(mk: _Market, chunk: int) -> Iterator[pa.Table]:
     """incremental_book_L2: buffered updates, the initial 50 levels as a snapshot, then the changed levels.
 
     At a reconnect event the feed sends the whole book again as a snapshot group instead of its changes.
     """
-    ts, local, side, price, lots = mk.pre_snapshot
-    if local.size:
-        yield _l2_table(mk, ts, local, np.zeros(local.size, dtype=bool), side, price, lots)
-    depth = BOOK_DEPTH
+    pre_snapshot = _pre_snapshot_table(mk)
+    if pre_snapshot is not None:
+        yield pre_snapshot
     for lo in range(0, mk.n, chunk):
-        hi = min(mk.n, lo + chunk)
-        start = max(lo - 1, 0)
-        book = mk.book(start, hi, depth)
-        # events of the range (from 1 unless it starts the day), compared with the event before
-        e = np.arange(0 if lo == 0 else 1, hi - start)
-        g = start + e
-        prev = np.maximum(e - 1, 0)
-        snap = (g == 0) | np.isin(g, mk.reconnects)
-        uside = np.asarray(mk.upd_side[g])
-        ulevel = np.asarray(mk.upd_level[g]).astype(np.int64)
-        is_upd = uside >= 0
-        ul = np.where(is_upd, ulevel, 0)
-        new_lots = np.where(uside == _ASK, book.ask_lots[e, ul], book.bid_lots[e, ul])
-        old_lots = np.where(uside == _ASK, book.ask_lots[prev, ul], book.bid_lots[prev, ul])
-        c_upd = (is_upd & (new_lots != old_lots) & ~snap).astype(np.int64)
-        d_ask = book.ask[e] - book.ask[prev]
-        d_bid = book.bid[e] - book.bid[prev]
-        c_ask = np.where(snap, 0, np.minimum(np.abs(d_ask), depth))
-        c_bid = np.where(snap, 0, np.minimum(np.abs(d_bid), depth))
-        c_snap = np.where(snap, 2 * depth, 0)
-        # categories in row order within an event: snapshot, update, ask leave, ask enter, bid leave, bid enter
-        counts = [c_snap, c_upd, c_ask, c_ask, c_bid, c_bid]
-        total = sum(counts)
-        n_rows = int(total.sum())
-        out_ev = np.empty(n_rows, dtype=np.int64)
-        out_snap = np.zeros(n_rows, dtype=bool)
-        out_side = np.empty(n_rows, dtype=np.int8)
-        out_price = np.empty(n_rows, dtype=np.int64)
-        out_lots = np.empty(n_rows, dtype=np.int64)
-        offset = np.cumsum(total) - total
-        for cat, c in enumerate(counts):
-            owner, j = _repeat_index(c)
-            pos = offset[owner] + j
-            offset += c
-            ee = e[owner]
-            if cat == 0:  # the whole book: asks from the best, then bids from the best
-                is_ask = j < depth
-                side = np.where(is_ask, _ASK, _BID).astype(np.int8)
-                lv = j % depth
-                price = np.where(is_ask, book.ask[ee] + lv, book.bid[ee] - lv)
-                lots = np.where(is_ask, book.ask_lots[ee, lv], book.bid_lots[ee, lv])
-                out_snap[pos] = True
-            elif cat == 1:
-                side = uside[owner]
-                lv = ulevel[owner]
-                price = np.where(side == _ASK, book.ask[ee] + lv, book.bid[ee] - lv)
-                lots = new_lots[owner]
-            elif cat in (2, 3):  # ask side: window ask .. ask + 24
-                side = np.full(owner.size, _ASK, dtype=np.int8)
-                up = d_ask[owner] > 0
-                cc = c_ask[owner]
-                if cat == 2:  # leaving: old levels at the near end when moving up, far end when moving down
-                    lv = np.where(up, 0, depth - cc) + j
-                    price, lots = book.ask[ee - 1] + lv, np.zeros(owner.size, dtype=np.int64)
-                else:
-                    lv = np.where(up, depth - cc, 0) + j
-                    price, lots = book.ask[ee] + lv, book.ask_lots[ee, lv]
-            else:  # bid side: window bid - 24 .. bid
-                side = np.full(owner.size, _BID, dtype=np.int8)
-                up = d_bid[owner] > 0
-                cc = c_bid[owner]
-                if cat == 4:
-                    lv = np.where(up, depth - cc, 0) + j
-                    price, lots = book.bid[ee - 1] - lv, np.zeros(owner.size, dtype=np.int64)
-                else:
-                    lv = np.where(up, 0, depth - cc) + j
-                    price, lots = book.bid[ee] - lv, book.bid_lots[ee, lv]
-            out_ev[pos] = ee
-            out_side[pos] = side
-            out_price[pos] = price
-            out_lots[pos] = lots
-        ev = start + out_ev
-        yield _l2_table(mk, mk.ts[ev], mk.local[ev], out_snap, out_side, out_price, out_lots)
+        yield _l2_chunk_table(mk, lo, min(mk.n, lo + chunk))
 
 
 def _trades_table(mk: _Market) -> pa.Table:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -231,7 +232,7 @@ def summary(result: DemoResult, views_refreshed: bool, first_day: dt.date, instr
         lines.append(
             "(not offered: Tardis has no such dataset for that instrument; an empty partition that says so)"
         )
-    warehouse = result.data_dir / "warehouse.duckdb"
+    warehouse = settings.warehouse_path(result.data_dir)
     query = (
         "SELECT instrument, date_trunc('hour', ts) AS hour, avg(mid) AS mid, avg(spread_bps) AS spread_bps, "
         "avg(imbalance_5) AS imbalance_5 FROM features.depth GROUP BY ALL ORDER BY ALL LIMIT 5"
@@ -250,13 +251,13 @@ def summary(result: DemoResult, views_refreshed: bool, first_day: dt.date, instr
         lines += ["", f"(could not read {warehouse}: {exc})"]
     lines += [
         "",
-        f"lake (Parquet):     {result.data_dir / 'lake'}/<data_type>/exchange_id=.../symbol_id=.../date=.../",
-        f"warehouse (DuckDB): {warehouse}  schemas raw (views over the lake"
-        f"{'' if views_refreshed else ', not refreshed yet'}), features, analytics",
+        f"lake (Parquet):     {settings.lake_url(result.data_dir)}/<asset path>/exchange_id=.../symbol_id=.../date=.../",
+        f"warehouse (DuckDB): {warehouse}  views raw.*, features.*, analytics.* over the lake"
+        f"{'' if views_refreshed else ' (not refreshed yet)'}",
         f"daily charts:       {result.data_dir / 'reports' / 'daily_summary'}/<exchange-SYMBOL>/<date>.png",
         f"Dagster instance:   {result.home}",
         "",
         "try:",
-        f'  .venv/bin/python -c "import duckdb; print(duckdb.connect(\'{warehouse}\', read_only=True).sql(\\"{query}\\"))"',
+        f'  {sys.executable} -c "import duckdb; print(duckdb.connect(\'{warehouse}\', read_only=True).sql(\\"{query}\\"))"',
     ]
     return "\n".join(lines)

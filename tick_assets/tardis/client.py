@@ -139,6 +139,22 @@ class _Fetched:
     server_md5: str | None
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """A failed attempt worth retrying: its error, and the pause a 429 imposes on every worker (else 0)."""
+
+    error: errors.TransientError
+    throttled: bool = False
+    pause: float = 0.0
+
+
+def _attempt_url(url: str, attempt: int) -> str:
+    """The URL of attempt `attempt`: a dataset URL carries `?retryAttempt=N` from the 2nd attempt on."""
+    # Like the official clients: the cache-busting query defeats a CDN which cached a bad answer (metadata URLs
+    # never carry it).
+    return url if attempt == 1 or not url.endswith(".gz") else f"{url}?retryAttempt={attempt - 1}"
+
+
 def _raise_if_stopped(stop: threading.Event | None, url: str) -> None:
     if stop is not None and stop.is_set():
         raise errors.CancelledError(
@@ -457,67 +473,103 @@ class TardisClient:
         stop: threading.Event | None = None,
         policy: RetryPolicy | None = None,
     ) -> T:
+        """Return `fetch`'s result, retrying transient failures under `policy` (default: the download budget)."""
         policy = policy or self.retry
-        last_error: Exception | None = None
+        failure: _Failure | None = None
         for attempt in range(1, policy.max_attempts + 1):
             _raise_if_stopped(stop, url)
             counters.attempts = attempt
-            # Like the official clients: from the 2nd attempt a dataset URL carries a cache-busting query that
-            # defeats a CDN which cached a bad answer (metadata URLs never do).
-            attempt_url = (
-                url if attempt == 1 or not url.endswith(".gz") else f"{url}?retryAttempt={attempt - 1}"
-            )
-            permit: Permit = self.limiter.acquire()
-            counters.limiter_wait += permit.waited_seconds
-            throttled, pause = False, 0.0
-            try:
-                return fetch(attempt_url)
-            except (errors.UnauthorizedError, errors.ForbiddenError) as exc:
-                if on_auth is not None:
-                    raise type(exc)(exc.status, url, on_auth(exc.status)) from None
-                raise
-            except errors.TransientError as exc:
-                last_error = exc
-                throttled = exc.throttled
-                if throttled:
-                    pause = (
-                        exc.retry_after
-                        if exc.retry_after is not None
-                        else policy.throttle_pause(attempt, self._rng)
-                    )
-            except errors.TardisError:
-                raise
-            except _NETWORK_ERRORS as exc:
-                last_error = errors.TransientError(f"{url}: {type(exc).__name__}: {self._redact(str(exc))}")
-            finally:
-                self.limiter.release(permit, throttled=throttled, pause_seconds=pause)
-            if attempt == policy.max_attempts:
-                break
-            if throttled:
-                # The shared pause makes every worker wait in acquire(); add jitter so they do not stampede.
-                delay = self._rng.uniform(0, min(1.0, pause / 10 + 0.05))
-            else:
-                delay = policy.backoff(attempt, self._rng, status=getattr(last_error, "status", None))
-                retry_after = getattr(last_error, "retry_after", None)
-                if retry_after is not None:
-                    delay = max(delay, retry_after)
-            log.warning(
-                "attempt %d/%d for %s failed: %s; retrying in %.1fs%s",
-                attempt,
-                policy.max_attempts,
-                url,
-                last_error,
-                delay,
-                f" after the {pause:.1f}s pause every worker shares (Retry-After)" if throttled else "",
-            )
-            if stop is None:
-                self._sleep(delay)
-            elif stop.wait(delay):
-                _raise_if_stopped(stop, url)
+            outcome = self._attempt(url, attempt, counters, fetch, on_auth, policy)
+            if not isinstance(outcome, _Failure):
+                return outcome
+            failure = outcome
+            if attempt < policy.max_attempts:
+                self._back_off(url, attempt, failure, policy, stop)
+        last_error = failure.error if failure is not None else None
         raise errors.RetriesExhaustedError(
             f"{url}: failed {policy.max_attempts} times, last error: {last_error}. "
             "The service or the network keeps failing; re-run later (completed partitions are kept)."
         )
+
+    def _attempt(
+        self,
+        url: str,
+        attempt: int,
+        counters: _Attempt,
+        fetch: Callable[[str], T],
+        on_auth: Callable[[int], str] | None,
+        policy: RetryPolicy,
+    ) -> T | _Failure:
+        """Run one rate-limited attempt: its result, a _Failure to retry, or the error it raises."""
+        permit: Permit = self.limiter.acquire()
+        counters.limiter_wait += permit.waited_seconds
+        failure: _Failure | None = None
+        try:
+            return fetch(_attempt_url(url, attempt))
+        except Exception as exc:
+            failure = self._retryable(exc, url, attempt, on_auth, policy)
+            if failure is None:
+                raise
+            return failure
+        finally:
+            throttled = failure is not None and failure.throttled
+            pause = failure.pause if failure is not None else 0.0
+            self.limiter.release(permit, throttled=throttled, pause_seconds=pause)
+
+    def _retryable(
+        self,
+        exc: Exception,
+        url: str,
+        attempt: int,
+        on_auth: Callable[[int], str] | None,
+        policy: RetryPolicy,
+    ) -> _Failure | None:
+        """Classify a failed attempt: a _Failure to retry, None to re-raise `exc`, or raise the explained 401/403."""
+        if isinstance(exc, (errors.UnauthorizedError, errors.ForbiddenError)):
+            if on_auth is not None:
+                raise type(exc)(exc.status, url, on_auth(exc.status)) from None
+            return None
+        if isinstance(exc, errors.TransientError):
+            pause = 0.0
+            if exc.throttled:  # a 429: every worker pauses for Retry-After, or the backoff + 60 s without one
+                pause = (
+                    exc.retry_after
+                    if exc.retry_after is not None
+                    else policy.throttle_pause(attempt, self._rng)
+                )
+            return _Failure(exc, exc.throttled, pause)
+        if isinstance(exc, errors.TardisError) or not isinstance(exc, _NETWORK_ERRORS):
+            return None  # permanent (bad request, bad content, cancelled ...) or local (disk, configuration)
+        return _Failure(errors.TransientError(f"{url}: {type(exc).__name__}: {self._redact(str(exc))}"))
+
+    def _retry_delay(self, attempt: int, failure: _Failure, policy: RetryPolicy) -> float:
+        """Seconds to sleep after failed attempt `attempt`: backoff (at least Retry-After), or jitter after a 429."""
+        if failure.throttled:
+            # The shared pause makes every worker wait in acquire(); add jitter so they do not stampede.
+            return self._rng.uniform(0, min(1.0, failure.pause / 10 + 0.05))
+        delay = policy.backoff(attempt, self._rng, status=failure.error.status)
+        retry_after = failure.error.retry_after
+        return delay if retry_after is None else max(delay, retry_after)
+
+    def _back_off(
+        self, url: str, attempt: int, failure: _Failure, policy: RetryPolicy, stop: threading.Event | None
+    ) -> None:
+        """Log the failed attempt and wait before the next one; raise CancelledError if `stop` is set meanwhile."""
+        delay = self._retry_delay(attempt, failure, policy)
+        shared = f" after the {failure.pause:.1f}s pause every worker shares (Retry-After)"
+        log.warning(
+            "attempt %d/%d for %s failed: %s; retrying in %.1fs%s",
+            attempt,
+            policy.max_attempts,
+            url,
+            failure.error,
+            delay,
+            shared if failure.throttled else "",
+        )
+        if stop is None:
+            self._sleep(delay)
+        elif stop.wait(delay):
+            _raise_if_stopped(stop, url)
 
     def _raise_for_status(self, resp: requests.Response, url: str) -> None:
         status = resp.status_code
