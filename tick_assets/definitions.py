@@ -11,13 +11,13 @@ import dagster as dg
 from tick_assets import settings
 from tick_assets.assets.analytics import build_analytics_assets
 from tick_assets.assets.checks import build_feature_checks, build_raw_checks
-from tick_assets.assets.daily import build_daily_sensor
 from tick_assets.assets.features import build_feature_assets
 from tick_assets.assets.io_manager import LakeIOManager
 from tick_assets.assets.partitions import configured_backfill_policy, configured_partitions
 from tick_assets.assets.raw import build_raw_assets
 from tick_assets.assets.resources import LAKE_IO, FeatureSettings, LakeResource, TardisResource
-from tick_assets.assets.run_health import dead_run_workers
+from tick_assets.assets.sensors.daily_exports import build_daily_sensor
+from tick_assets.assets.sensors.dead_run_workers import dead_run_workers
 from tick_assets.assets.warehouse import build_views_asset
 
 #: Steps start as forks of a server that has already imported Dagster, DuckDB, pandas and this package, instead
@@ -48,11 +48,19 @@ def build_definitions(
     raw_by_type = {a.key.path[-1]: a for a in raw_assets}
     book, trades = raw_by_type.get("book_snapshot_25"), raw_by_type.get("trades")
     assets: list[dg.AssetsDefinition] = list(raw_assets)
-    checks = build_raw_checks(book, trades, partitions)
+    checks = build_raw_checks(book, trades, partitions_def=partitions)
     if book is not None and trades is not None:  # the features need both raw data types
-        depth, trade_bars = build_feature_assets(book, trades, partitions, backfill_policy)
-        assets += [depth, trade_bars, *build_analytics_assets(depth, trade_bars, partitions, backfill_policy)]
-        checks += build_feature_checks(depth, trade_bars, partitions)
+        depth, trade_bars = build_feature_assets(
+            book, trades, partitions_def=partitions, backfill_policy=backfill_policy
+        )
+        assets += [
+            depth,
+            trade_bars,
+            *build_analytics_assets(
+                depth, trade_bars, partitions_def=partitions, backfill_policy=backfill_policy
+            ),
+        ]
+        checks += build_feature_checks(depth, trade_bars, partitions_def=partitions)
     lake = lake or LakeResource(data_dir=str(data_dir))
     return dg.Definitions(
         executor=STEP_EXECUTOR,
@@ -65,7 +73,7 @@ def build_definitions(
             "features": FeatureSettings(),
         },
         sensors=[
-            build_daily_sensor(raw_assets, partitions, daily_sensor),
+            build_daily_sensor(raw_assets, partitions_def=partitions, default_status=daily_sensor),
             dead_run_workers,
             dg.AutomationConditionSensorDefinition(
                 "tick_assets_automation",

@@ -30,9 +30,11 @@ def _platform(server, data_dir, grid_ms: int = 1000):
         build_raw_asset("book_snapshot_25", partitions_def=PARTITIONS),
         build_raw_asset("trades", partitions_def=PARTITIONS),
     )
-    depth, bars = build_feature_assets(book, trades, PARTITIONS, POLICY)
-    analytics = build_analytics_assets(depth, bars, PARTITIONS, POLICY)
-    checks = build_raw_checks(book, trades, PARTITIONS) + build_feature_checks(depth, bars, PARTITIONS)
+    depth, bars = build_feature_assets(book, trades, partitions_def=PARTITIONS, backfill_policy=POLICY)
+    analytics = build_analytics_assets(depth, bars, partitions_def=PARTITIONS, backfill_policy=POLICY)
+    checks = build_raw_checks(book, trades, partitions_def=PARTITIONS) + build_feature_checks(
+        depth, bars, partitions_def=PARTITIONS
+    )
     res = {**resources(server, data_dir), "features": FeatureSettings(grid_step_ms=grid_ms)}
     return [book, trades, depth, bars, *analytics, *checks], res
 

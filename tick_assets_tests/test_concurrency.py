@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from tick_assets.assets.run_health import run_worker
+from tick_assets.assets.sensors.dead_run_workers import run_worker
 from tick_assets.emulator.faults import FaultConfig
 from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
 from tick_assets.stack.localstack import DagsterStack

@@ -8,10 +8,10 @@ import dagster as dg
 import pytest
 import requests
 
-from tick_assets.assets.daily import build_daily_sensor, days_to_request
 from tick_assets.assets.partitions import build_partitions
 from tick_assets.assets.raw import build_raw_asset
 from tick_assets.assets.resources import TardisResource
+from tick_assets.assets.sensors.daily_exports import build_daily_sensor, days_to_request
 
 D = dt.date
 
@@ -52,7 +52,7 @@ def test_sensor_follows_exported_until_and_catches_up(start_emulator, tmp_path) 
     instruments = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
     partitions = build_partitions("2024-01-01", instruments)
     raw = [build_raw_asset(t, partitions_def=partitions) for t in ("trades", "book_snapshot_25")]
-    sensor = build_daily_sensor(raw, partitions)
+    sensor = build_daily_sensor(raw, partitions_def=partitions)
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
     instance = dg.DagsterInstance.ephemeral()
 
@@ -79,7 +79,9 @@ def test_sensor_stops_at_an_expired_symbols_last_day_on_the_real_metadata_shape(
     # The real API: an active symbol's availableTo equals exportedUntil; an expired future's ends earlier.
     instruments = ["deribit:BTC-PERPETUAL", "deribit:BTC-29MAR24"]
     partitions = build_partitions("2024-03-01", instruments)
-    sensor = build_daily_sensor([build_raw_asset("trades", partitions_def=partitions)], partitions)
+    sensor = build_daily_sensor(
+        [build_raw_asset("trades", partitions_def=partitions)], partitions_def=partitions
+    )
     server = start_emulator(exported_until=D(2024, 4, 2))
     body = requests.get(f"{server.api_url}/exchanges/deribit", timeout=5).json()
     ends = {s["id"]: s["availableTo"] for s in body["datasets"]["symbols"]}

@@ -43,7 +43,7 @@ def test_a_ranged_run_loads_selected_columns_and_stores_a_file_per_partition(
     start_emulator, tmp_path
 ) -> None:
     book, trades = (build_raw_asset(t, partitions_def=PARTITIONS) for t in ("book_snapshot_25", "trades"))
-    depth, _ = build_feature_assets(book, trades, PARTITIONS, POLICY)
+    depth, _ = build_feature_assets(book, trades, partitions_def=PARTITIONS, backfill_policy=POLICY)
     seen: list[pd.DataFrame] = []
 
     @dg.asset(

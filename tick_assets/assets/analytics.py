@@ -33,6 +33,7 @@ def _utc(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 def build_analytics_assets(
     depth: dg.AssetsDefinition,
     trade_bars: dg.AssetsDefinition,
+    *,
     partitions_def: dg.MultiPartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
 ) -> list[dg.AssetsDefinition]:

@@ -216,6 +216,7 @@ def _lake_checks(
 def build_raw_checks(
     book: dg.AssetsDefinition | None,
     trades: dg.AssetsDefinition | None,
+    *,
     partitions_def: dg.MultiPartitionsDefinition,
 ) -> list[dg.AssetChecksDefinition]:
     """Checks of raw/book_snapshot_25 and raw/trades (run on the lake files, no warehouse)."""
@@ -228,7 +229,10 @@ def build_raw_checks(
 
 
 def build_feature_checks(
-    depth: dg.AssetsDefinition, trade_bars: dg.AssetsDefinition, partitions_def: dg.MultiPartitionsDefinition
+    depth: dg.AssetsDefinition,
+    trade_bars: dg.AssetsDefinition,
+    *,
+    partitions_def: dg.MultiPartitionsDefinition,
 ) -> list[dg.AssetChecksDefinition]:
     """Grid coverage of both feature tables, and no missing mid after the day's first snapshot."""
 

@@ -115,6 +115,7 @@ def _build_feature_asset(
 def build_feature_assets(
     book: dg.AssetsDefinition,
     trades: dg.AssetsDefinition,
+    *,
     partitions_def: dg.MultiPartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
 ) -> list[dg.AssetsDefinition]:

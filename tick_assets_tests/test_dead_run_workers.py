@@ -11,7 +11,11 @@ import dagster as dg
 from dagster._core.events import EngineEventData
 from dagster._core.test_utils import create_run_for_test
 
-from tick_assets.assets.run_health import SENSOR_NAME, dead_run_workers, fail_runs_with_dead_workers
+from tick_assets.assets.sensors.dead_run_workers import (
+    SENSOR_NAME,
+    dead_run_workers,
+    fail_runs_with_dead_workers,
+)
 from tick_assets.definitions import defs
 from tick_assets.processes import same_process_running
 

@@ -46,6 +46,7 @@ def _latest_materialized_day(
 
 def build_daily_sensor(
     raw_assets: list[dg.AssetsDefinition],
+    *,
     partitions_def: dg.MultiPartitionsDefinition,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
 ) -> dg.SensorDefinition:
