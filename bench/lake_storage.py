@@ -16,6 +16,7 @@ day) in the cache (gzip) and in the lake at each scale.
 
 Run: .venv/bin/python bench/lake_storage.py [--scales 200000,2000000] [--reps 5] [--workdir DIR]
 Quick run: .venv/bin/python bench/lake_storage.py --scales 20000 --reps 1
+One data type: .venv/bin/python bench/lake_storage.py --scales 2000000 --types book_snapshot_25 --reps 7
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,13 +142,13 @@ def _same_rows(a: Path, b: Path) -> bool:
         return con.execute(query).fetchone()[0] == 0 and con.execute(other).fetchone()[0] == 0
 
 
-def synthetic_cases(scale: int, work: Path) -> list[Case]:
-    """Generate (or reuse) the synthetic days of one scale."""
+def synthetic_cases(scale: int, work: Path, data_types: Sequence[str]) -> list[Case]:
+    """Generate (or reuse) the synthetic days of one scale (of the given data types)."""
     from tick_assets.emulator import synth
     from tick_assets.emulator.options_chain import write_options_chain
 
     cases = []
-    for exchange, symbol, data_type in SYNTHETIC:
+    for exchange, symbol, data_type in (case for case in SYNTHETIC if case[2] in data_types):
         path = work / f"{exchange}_{data_type}_{DAY}_{symbol}_{scale}.csv.gz"
         if not path.exists():
             started = time.perf_counter()
@@ -274,6 +276,7 @@ def main() -> None:
     parser.add_argument("--scales", default="200000,2000000", help="book events a day, comma-separated")
     parser.add_argument("--reps", type=int, default=5, help="conversions per layout and file (medians)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the generated days here (reused)")
+    parser.add_argument("--types", default="", help="only these data types, comma-separated (default: all)")
     parser.add_argument("--_worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._worker:
@@ -288,9 +291,9 @@ def main() -> None:
         args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = args.workdir or Path(tmp)
-        cases = real_cases(work)
+        cases = [c for c in real_cases(work) if not args.types or c.data_type in args.types.split(",")]
         for scale in (int(s) for s in args.scales.split(",")):
-            cases += synthetic_cases(scale, work)
+            cases += synthetic_cases(scale, work, args.types.split(",") if args.types else DATA_TYPES)
         started = time.perf_counter()
         measure(cases, args.reps, Path(tmp))
         print(f"Old: `{copy_options(legacy_options(), 'trades')}`  ")

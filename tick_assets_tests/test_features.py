@@ -324,3 +324,21 @@ def test_depth_refuses_a_file_whose_receive_times_go_backwards(tmp_path) -> None
     day, _ = _spoiled_book(tmp_path, spoil)
     with pytest.raises(duckdb.Error, match="local_timestamp goes backwards"):
         _query(depth_sql(tmp_path / "lake", day))
+
+
+def test_an_instrument_with_a_quote_is_quoted_in_the_feature_sql(tmp_path) -> None:
+    """Instrument keys reach SQL as literals, never pasted: a symbol with a quote works (and cannot inject)."""
+    from tick_assets.lake import LocalLake, connect, store_query
+
+    day = dt.date(2024, 1, 2)
+    _lake_from_emulator(tmp_path / "lake", "trades", day, scale=300)
+    lake = LocalLake(tmp_path / "lake")
+    odd = DaySlice("binance-futures", "BTC'X", day)
+    dest = partition_file(lake.root, "raw/trades", "binance-futures", "BTC'X", day)
+    dest.parent.mkdir(parents=True)
+    partition_file(lake.root, "raw/trades", "binance-futures", "BTCUSDT", day).rename(dest)
+    with connect(lake) as con:
+        stored = store_query(con, lake, odd.partition("features/trade_bars"), trade_bars_sql(lake, odd))
+        assert con.execute(f"SELECT DISTINCT instrument FROM read_parquet('{stored.path}')").fetchall() == [
+            ("binance-futures:BTC'X",)
+        ]

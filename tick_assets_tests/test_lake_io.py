@@ -21,7 +21,7 @@ from tick_assets.assets.partitions import RANGE_END, RANGE_START, build_partitio
 from tick_assets.assets.raw import build_raw_asset
 from tick_assets.assets.resources import FeatureSettings
 from tick_assets.assets.warehouse import VIEWS_KEY, build_views_asset
-from tick_assets.lake import LocalLake, Partition, open_catalog
+from tick_assets.lake import LocalLake, Partition, open_catalog, read_partitions
 from tick_assets_tests.helpers.runs import resources
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,3 +148,21 @@ def test_the_readme_research_example_runs_as_written(start_emulator, tmp_path, m
             "SELECT count(move_bps), corr(imbalance_5, move_bps) FROM signals.imbalance_signal"
         ).fetchall()[0]
     assert moves[0] > 80_000 and -1 <= moves[1] <= 1
+
+
+def test_store_frame_keeps_a_meaningful_index_and_refuses_what_it_cannot_store(tmp_path) -> None:
+    from tick_assets.lake import LakeError, store_frame
+
+    lake = LocalLake(tmp_path / "lake")
+    day = Partition("signals/x", "deribit", "BTC-PERPETUAL", dt.date(2024, 1, 2))
+    ts = pd.date_range("2024-01-02", periods=3, freq="h", tz="UTC", name="ts")
+    store_frame(lake, day, pd.DataFrame({"v": [1.0, 2.0, 3.0]}, index=ts))
+    back = read_partitions(lake, [day])
+    assert list(back.columns) == ["instrument", "date", "ts", "v"] and back["ts"].tolist() == list(ts)
+    with pytest.raises(LakeError, match="no columns"):
+        store_frame(lake, day, pd.DataFrame())
+    with pytest.raises(LakeError, match="`date` column holds other days"):
+        store_frame(lake, day, pd.DataFrame({"date": [dt.date(1999, 1, 1)], "v": [1]}))
+    parts = [day, Partition("signals/x", "deribit", "BTC-PERPETUAL", dt.date(2024, 1, 3))]
+    with pytest.raises(ValueError, match="missing values"):
+        split_by_partition(pd.DataFrame({"ts": [ts[0], pd.NaT], "v": [1, 2]}), parts)

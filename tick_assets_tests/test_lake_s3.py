@@ -77,6 +77,11 @@ def test_a_partition_is_published_whole_and_read_without_extensions(s3_env, tmp_
     with pytest.raises(duckdb.Error):  # without the lake's filesystem DuckDB cannot read s3:// here
         bare.execute(f"SELECT count(*) FROM read_parquet('{stored.path}')").fetchall()
     assert s3_env.secret_key not in repr(lake) and s3_env.access_key not in repr(lake)
+    # A lake at the root of a bucket (no prefix) lists its datasets too.
+    s3_env.create_bucket("root-lake")
+    root = open_lake("s3://root-lake", scratch=tmp_path / "scratch")
+    store_partition(src, root, TRADES.relpath, "trades")
+    assert root.datasets() == ["raw/trades"] and root.files("raw/trades") == [TRADES.relpath]
 
 
 def test_a_failed_upload_keeps_the_stored_partition_and_leaves_no_object(

@@ -7,6 +7,7 @@ import datetime as dt
 import errno
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -156,3 +157,30 @@ def test_the_cli_migrates_the_old_layout_and_rebuilds_the_catalog(tmp_path, monk
         assert con.execute("SELECT count(*), any_value(symbol_id) FROM raw.trades").fetchall() == [
             (rows, "X")
         ]
+
+
+def test_a_stray_wal_and_an_old_table_warehouse_never_break_or_lose_anything(tmp_path) -> None:
+    src = tmp_path / "day.csv.gz"
+    write_dataset("deribit", "BTC-PERPETUAL", "trades", DAY, 300, src)
+    lake = LocalLake(tmp_path / "lake")
+    store_partition(src, lake, Partition("raw/trades", "deribit", "BTC-PERPETUAL", DAY).relpath, "trades")
+    catalog = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(catalog)) as old:  # the warehouse of the previous code version: real tables
+        old.execute("CREATE SCHEMA features; CREATE TABLE features.mine AS SELECT 42 AS answer")
+    publish_catalog(catalog, lake, ["raw/trades"])
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb.pre-lake-v2"), read_only=True) as kept:
+        assert kept.execute("SELECT answer FROM features.mine").fetchall() == [(42,)]  # moved aside, not lost
+    # Another process opened the catalog read-write, wrote to it and died: its WAL must not poison the next one.
+    crash = "import duckdb, os, sys; c = duckdb.connect(sys.argv[1]); c.execute('CREATE TABLE t AS SELECT 1 AS x'); os._exit(0)"
+    subprocess.run([sys.executable, "-c", crash, str(catalog)], check=True)
+    assert Path(f"{catalog}.wal").exists()
+    held = open_catalog(catalog, lake)  # and a reader holds the old catalog meanwhile
+    publish_catalog(catalog, lake, ["raw/trades", "raw/quotes"])
+    with open_catalog(catalog, lake) as fresh:  # sees the new catalog although `held` is still open
+        names = {
+            r[0] for r in fresh.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+        }
+    assert {"trades", "quotes"} <= names
+    assert held.execute("SELECT count(*) FROM raw.trades").fetchall()[0][0] > 0
+    held.close()
+    assert not Path(f"{catalog}.wal").exists()

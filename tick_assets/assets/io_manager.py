@@ -16,10 +16,14 @@ from tick_assets.assets.partitions import parse_partition_key, split_instrument
 from tick_assets.assets.resources import LakeResource
 from tick_assets.lake.datasets import DATE_COLUMN, INSTRUMENT_COLUMN, Partition, read_partitions, store_frame
 
+#: Where an asset whose key has one segment (`my_signal`) lives: `assets/my_signal`, view `assets.my_signal`.
+DEFAULT_PREFIX = "assets"
+
 
 def dataset_of(asset_key: dg.AssetKey) -> str:
-    """The lake dataset of an asset: its key path (`features/depth`)."""
-    return "/".join(asset_key.path)
+    """The lake dataset of an asset: its key path (`features/depth`; a one-segment key under `assets/`)."""
+    path = asset_key.path if len(asset_key.path) > 1 else [DEFAULT_PREFIX, *asset_key.path]
+    return "/".join(path)
 
 
 def _partitions(asset_key: dg.AssetKey, keys: list[str]) -> list[Partition]:
@@ -33,15 +37,18 @@ def _partitions(asset_key: dg.AssetKey, keys: list[str]) -> list[Partition]:
 
 def _day_column(frame: pd.DataFrame) -> pd.Series:
     """The UTC day of each row (midnight, tz-naive): the `date` column, or else the first timestamp column's."""
-    candidates = [DATE_COLUMN] if DATE_COLUMN in frame.columns else list(frame.columns)
-    for name in candidates:
-        column = frame[name]
-        if name == DATE_COLUMN or pd.api.types.is_datetime64_any_dtype(column):
-            stamps = pd.to_datetime(column, utc=True)
-            return stamps.dt.tz_convert(None).dt.floor("D")
+    named = [c for c in (DATE_COLUMN, "ts", "minute") if c in frame.columns]
+    others = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c]) and c not in named]
+    for name in named + others[:1]:
+        stamps = pd.to_datetime(frame[name], utc=True)
+        if stamps.isna().any():
+            raise ValueError(
+                f"column `{name}` has missing values: lake_io cannot tell which day those rows belong to"
+            )
+        return stamps.dt.tz_convert(None).dt.floor("D")
     raise ValueError(
         "a DataFrame that spans several partitions needs a `date` column (every frame lake_io loads has one) "
-        "or a timestamp column, so lake_io can split it into days"
+        "or a timestamp column (`ts`, `minute`, or any datetime column), so lake_io can split it into days"
     )
 
 
@@ -56,7 +63,10 @@ def split_by_partition(frame: pd.DataFrame, partitions: list[Partition]) -> dict
     else:
         raise ValueError("a DataFrame that spans several instruments needs its `instrument` column")
     wanted = {(pd.Timestamp(p.day), p.instrument): p for p in partitions}
-    groups = dict(list(frame.groupby([_day_column(frame), instruments], sort=False))) if len(frame) else {}
+    if instruments.isna().any():
+        raise ValueError("the `instrument` column has missing values: lake_io cannot file those rows")
+    days = _day_column(frame)
+    groups = dict(list(frame.groupby([days, instruments], sort=False, dropna=False))) if len(frame) else {}
     stray = set(groups) - set(wanted)
     if stray:
         shown = sorted(f"{day:%Y-%m-%d}|{instrument}" for day, instrument in stray)[:5]

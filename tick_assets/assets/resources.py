@@ -80,6 +80,9 @@ class TardisResource(dg.ConfigurableResource):
             self._client = None
 
 
+_DEFAULT_LAYOUT = ConversionOptions()
+
+
 class LakeResource(dg.ConfigurableResource):
     """The lake (every partition of every asset, as Parquet), the warehouse catalog over it, and how csv.gz files
     are converted into it."""
@@ -90,10 +93,11 @@ class LakeResource(dg.ConfigurableResource):
     #: `keep` the downloaded csv.gz files (a cache for re-runs), or `delete` each once its partition is stored.
     cache_retention: str = settings.cache_retention()
     max_parallel_conversions: int = 2
-    duckdb_threads_per_conversion: int = 2
-    duckdb_memory_limit: str = "2GB"
-    row_group_size: int = 65_536
-    zstd_level: int = 3
+    duckdb_threads_per_conversion: int = _DEFAULT_LAYOUT.threads
+    duckdb_memory_limit: str = _DEFAULT_LAYOUT.memory_limit
+    #: The Parquet layout (lake/parquet.py, measured in docs/STORAGE.md).
+    row_group_size: int = _DEFAULT_LAYOUT.row_group_size
+    zstd_level: int = _DEFAULT_LAYOUT.zstd_level
 
     _lake: Lake | None = PrivateAttr(default=None)
 

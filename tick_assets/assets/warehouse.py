@@ -33,6 +33,9 @@ def build_views_asset(partitioned: Sequence[dg.AssetsDefinition]) -> dg.AssetsDe
     def views(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         """Views `raw.<data_type>`, `features.<name>`, `analytics.<name>` (and any other lake dataset) over every
         partition file, swapped in as a new file: readers holding the old one are never blocked."""
+        aborted = getattr(lake.lake, "abort_stale_uploads", lambda: 0)()  # S3: dead writers' uploads
+        if aborted:
+            context.log.info(f"aborted {aborted} incomplete uploads of writers that died over a day ago")
         every = catalog_datasets(lake.lake, datasets=datasets)
         publish_catalog(lake.warehouse, lake.lake, every)
         with open_catalog(lake.warehouse, lake.lake) as con:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tick_assets.features.grid import DaySlice
+from tick_assets.lake.convert import sql_string
 from tick_assets.lake.schema import quote
 from tick_assets.lake.store import Lake
 
@@ -26,6 +27,13 @@ DEPTH_LEVELS = (1, 5, 10, 25)
 BAND_BPS = (10, 25, 50)
 SIDES = ("bids", "asks")
 SHORT = {"bids": "bid", "asks": "ask"}
+
+
+def _backwards_message(day: DaySlice) -> str:
+    return sql_string(
+        f"book_snapshot_25 {day.exchange} {day.symbol} {day.day}: local_timestamp goes backwards in the file "
+        "(see the local_timestamp_in_order check); re-download the day or report it to Tardis"
+    )
 
 
 def _px(side: str, i: int) -> str:
@@ -125,9 +133,7 @@ sampled AS (
     SELECT picked.t, picked.updates,
            -- the file order is the time order (Tardis files are sorted by local_timestamp); refuse a file
            -- that breaks it rather than sample a book from after t
-           CASE WHEN b.local_timestamp > picked.t THEN error(
-               'book_snapshot_25 {day.exchange} {day.symbol} {day.day}: local_timestamp goes backwards in the file '
-               || '(see the local_timestamp_in_order check); re-download the day or report it to Tardis')
+           CASE WHEN b.local_timestamp > picked.t THEN error({_backwards_message(day)})
            ELSE b.local_timestamp END AS st,
            CASE WHEN b.local_timestamp IS NOT NULL THEN 0.0 END AS z_,
            {_px("bids", 0)} AS best_bid, {_px("asks", 0)} AS best_ask,
@@ -149,7 +155,7 @@ sums AS (
     FROM levels
 )
 SELECT
-    '{day.instrument}' AS instrument,
+    {sql_string(day.instrument)} AS instrument,
     make_timestamp(t)::TIMESTAMPTZ AS ts,
     make_timestamp(st)::TIMESTAMPTZ AS snapshot_ts,
     (t - st) / 1000.0 AS staleness_ms,

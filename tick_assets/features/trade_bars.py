@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tick_assets.features.grid import MICROS_PER_DAY, DaySlice
+from tick_assets.lake.convert import sql_string
 from tick_assets.lake.store import Lake
 
 
@@ -37,7 +38,7 @@ bars AS (
 ),
 grid AS ({day.grid_sql()})
 SELECT
-    '{day.instrument}' AS instrument,
+    {sql_string(day.instrument)} AS instrument,
     make_timestamp(grid.t)::TIMESTAMPTZ AS ts,
     open, high, low, close,
     coalesce(volume, 0) AS volume,

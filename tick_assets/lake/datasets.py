@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 
 from tick_assets.lake.convert import sql_string
+from tick_assets.lake.errors import LakeError
 from tick_assets.lake.layout import DATE_KEY, EXCHANGE_KEY, SYMBOL_KEY, partition_relpath
 from tick_assets.lake.parquet import ConversionOptions, copy_options
 from tick_assets.lake.schema import quote
@@ -84,7 +85,23 @@ def store_frame(
 ) -> StoredPartition:
     """Store a DataFrame as the partition's one file (without the directory-key columns, which come back on
     read), replacing any previous one whole."""
-    kept = frame.drop(columns=[c for c in HIVE_COLUMNS if c in frame.columns]).reset_index(drop=True)
+    if frame.columns.empty:
+        raise LakeError(
+            f"{partition.dataset} {partition.day} {partition.instrument}: the DataFrame has no columns, so there "
+            "is no schema to store; return the columns even when a day has no rows"
+        )
+    if DATE_COLUMN in frame.columns and len(frame):
+        days = pd.to_datetime(frame[DATE_COLUMN]).dt.date
+        if not (days == partition.day).all():
+            raise LakeError(
+                f"{partition.dataset} {partition.day} {partition.instrument}: its `date` column holds other days "
+                f"({sorted(set(days) - {partition.day})[:3]}); `date` is the partition's UTC day (the directory "
+                "key): rename the column if it means something else"
+            )
+    # A meaningful index (a named one, a DatetimeIndex) is kept as a column; row numbers are dropped.
+    plain = all(n is None for n in frame.index.names) and not isinstance(frame.index, pd.DatetimeIndex)
+    kept = frame.reset_index(drop=plain)
+    kept = kept.drop(columns=[c for c in HIVE_COLUMNS if c in kept.columns])
     with connect(lake, threads=1) as con:
         con.register("frame_to_store", kept)
         return store_query(con, lake, partition, "SELECT * FROM frame_to_store", options)

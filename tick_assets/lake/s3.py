@@ -22,7 +22,7 @@ from typing import Any
 from tick_assets.durable import owned_temp, remove_abandoned_temps
 from tick_assets.lake.errors import LakeError
 from tick_assets.lake.layout import EXCHANGE_KEY, PARTITION_FILE_NAME, TEMP_SUFFIX, validate_dataset
-from tick_assets.lake.store import Lake, LakeWriteError
+from tick_assets.lake.store import Lake, LakeWriteError, write_error
 
 #: Files above this go up as a multipart upload (parts of this size); below it, one PutObject.
 MULTIPART_BYTES = 64 * 1024 * 1024
@@ -113,7 +113,8 @@ class S3Lake(Lake):
         return True
 
     def _keys(self, under: str) -> Iterator[str]:
-        prefix = self._key(under).rstrip("/") + "/"
+        # Under the bucket root (no prefix, nothing under it) the listing prefix is empty, not "/".
+        prefix = self._key(under).rstrip("/") + "/" if (under or self.prefix) else ""
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 yield item["Key"]
@@ -145,7 +146,14 @@ class S3Lake(Lake):
         remove_abandoned_temps(self.scratch, TEMP_SUFFIX)
         tmp = owned_temp(self.scratch / PARTITION_FILE_NAME, TEMP_SUFFIX)
         try:
-            yield tmp
+            try:
+                yield tmp
+            except OSError as exc:  # the scratch disk (full, gone): nothing was uploaded
+                raise write_error(self.uri(relpath), exc) from exc
+            except Exception as exc:  # DuckDB reports a full disk as its own IOException
+                if "No space left" in str(exc) or "Disk full" in str(exc):
+                    raise write_error(self.uri(relpath), exc) from exc
+                raise
             config = TransferConfig(multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES)
             try:
                 self.client.upload_file(str(tmp), self.bucket, self._key(relpath), Config=config)

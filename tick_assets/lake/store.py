@@ -120,31 +120,32 @@ class LocalLake(Lake):
             dest.parent.mkdir(parents=True, exist_ok=True)
             remove_abandoned_temps(dest.parent, TEMP_SUFFIX)
         except OSError as exc:
-            raise _write_error(dest, exc) from exc
+            raise write_error(dest, exc) from exc
         tmp = owned_temp(dest, TEMP_SUFFIX)
         try:
             try:
                 yield tmp
             except OSError as exc:
-                raise _write_error(dest, exc) from exc
+                raise write_error(dest, exc) from exc
             except Exception as exc:  # DuckDB reports a full disk as its own IOException
                 if "No space left" in str(exc) or "Disk full" in str(exc):
-                    raise _write_error(dest, exc) from exc
+                    raise write_error(dest, exc) from exc
                 raise
             try:
                 fsync_path(tmp)
                 os.replace(tmp, dest)
                 fsync_path(dest.parent)
             except OSError as exc:
-                raise _write_error(dest, exc) from exc
+                raise write_error(dest, exc) from exc
         finally:
             tmp.unlink(missing_ok=True)
 
 
-def _write_error(dest: Path, exc: BaseException) -> LakeWriteError:
+def write_error(dest: Path | str, exc: BaseException) -> LakeWriteError:
+    """The LakeWriteError of a failed write of `dest`: what went wrong, that nothing stored changed, what to do."""
     if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc) or "Disk full" in str(exc):
         why = "no space left on the device"
-        todo = f"free space under {dest.parent.parent.parent.parent} (or point TICK_ASSETS_LAKE elsewhere) and re-run"
+        todo = "free space on the lake's or the scratch folder's disk (or point TICK_ASSETS_LAKE elsewhere) and re-run"
     else:
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
         todo = "check the folder's permissions and space, then re-run"

@@ -8,6 +8,7 @@ partition shows up without a refresh; a new dataset needs one.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from tick_assets.lake.schema import PARTITION_COLUMNS, empty_select, parquet_col
 from tick_assets.lake.store import Lake, as_lake
 
 RAW_SCHEMA = RAW
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,14 @@ def view_sql(lake: Lake, dataset: str) -> str | None:
         body = empty_select(raw_type).replace(" WHERE false", f", {partition_cols} WHERE false")
         return f"CREATE OR REPLACE VIEW {name} AS {body}"
     # Raw views list their columns: the same order as the placeholder view, whatever order DuckDB gives hive keys.
+    # No union_by_name: it would read every file's footer each time the view is bound (thousands of GETs on S3);
+    # every file of a dataset has the columns of its code version, and a new version re-materializes them.
     columns = (
         ", ".join(quote(c) for c, _ in (*parquet_columns(raw_type), *PARTITION_COLUMNS)) if raw_type else "*"
     )
     return (
         f"CREATE OR REPLACE VIEW {name} AS SELECT {columns} FROM read_parquet({sql_string(lake.dataset_glob(dataset))}, "
-        f"hive_partitioning = true, union_by_name = true, hive_types = {HIVE_TYPES})"
+        f"hive_partitioning = true, hive_types = {HIVE_TYPES})"
     )
 
 
@@ -105,6 +109,7 @@ def publish_catalog(path: Path, lake: Lake | Path, datasets: Iterable[str]) -> l
     path = Path(path).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned_temps(path.parent, ".tmp")
+    keep_old_tables(path)
     tmp = owned_temp(path, ".tmp")
     try:
         with duckdb.connect(str(tmp)) as con:
@@ -113,6 +118,9 @@ def publish_catalog(path: Path, lake: Lake | Path, datasets: Iterable[str]) -> l
             con.execute("CHECKPOINT")
         fsync_path(tmp)
         os.replace(tmp, path)
+        # A WAL beside the live file (a writer killed in it, or a read-write connection someone opened) would be
+        # replayed against the new file and make it unreadable; nothing legitimately writes the catalog in place.
+        Path(f"{path}.wal").unlink(missing_ok=True)
         fsync_path(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
@@ -121,11 +129,44 @@ def publish_catalog(path: Path, lake: Lake | Path, datasets: Iterable[str]) -> l
 
 
 def open_catalog(path: Path, lake: Lake | Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the catalog that can read its lake (UTC session): what a notebook should use."""
-    con = duckdb.connect(str(path), read_only=True)
+    """A read-only connection to the catalog that can read its lake (UTC session): what a notebook should use.
+
+    The file is attached to an in-memory database, so each call sees the catalog as published now (DuckDB would
+    hand a second connect() to the same path the database it already has open, with the old views)."""
+    con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     as_lake(lake).prepare(con)
+    con.execute(f"ATTACH {sql_string(str(path))} AS catalog (READ_ONLY)")
+    con.execute("USE catalog")
     return con
+
+
+def keep_old_tables(path: Path) -> Path | None:
+    """Move aside a warehouse written before the lake was the store (it holds tables, maybe a user's own), so the
+    catalog never overwrites data; returns where it went."""
+    if not Path(path).exists():
+        return None
+    try:
+        with duckdb.connect(":memory:") as con:
+            con.execute(f"ATTACH {sql_string(str(path))} AS old (READ_ONLY)")
+            tables = con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'old'"
+            ).fetchall()[0][0]
+    except duckdb.Error:
+        return None  # unreadable: a catalog is rebuilt over it, nothing of value can be read from it anyway
+    if not tables:
+        return None
+    kept = Path(f"{path}.pre-lake-v2")
+    os.replace(path, kept)
+    Path(f"{path}.wal").unlink(missing_ok=True)
+    log.warning(
+        "%s held %d tables of the warehouse before the lake was the store; moved to %s (the catalog of views "
+        "replaces it; features and analytics are re-materialized into the lake)",
+        path,
+        tables,
+        kept,
+    )
+    return kept
 
 
 def describe_views(
