@@ -30,13 +30,13 @@ class ConversionOptions:
     # Two threads parse and write in parallel while keeping the file's row order (which the depth features rely
     # on), but only with a memory limit of about 2 GB: below it DuckDB writes the ordered Parquet serially
     # (2M-row book day: 7.8 s at 2 GB, 13.9 s at 1.5 GB). The limit is a cap, not a use: peak RSS is ~600 MB with
-    # 65,536-row row groups and ~900 MB with 131,072 for a 2M-row book_snapshot_25 day (docs/STORAGE.md).
+    # 65,536-row row groups and ~880 MB with 131,072 for a 2M-row book_snapshot_25 day (docs/STORAGE.md).
     threads: int = 2
     memory_limit: str = "2GB"
     #: Rows per row group: 131,072 gives dictionaries and zstd twice the rows of 65,536 (book_snapshot_25 -6%);
     #: 262,144 saves 3% more there for ~400 MB more RSS per conversion, and fewer row groups to read in parallel.
     row_group_size: int = 131_072
-    #: zstd level 5 would take book_snapshot_25 another 8% down for ~10% more conversion CPU; level 3 keeps the
+    #: zstd level 5 would take book_snapshot_25 another 8% down for 3-10% more conversion CPU; level 3 keeps the
     #: conversion as fast as before.
     zstd_level: int = 3
     temp_directory: Path | None = None
