@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
+import polars as pl
 import pytest
 
 import tick_assets.definitions
@@ -166,3 +167,26 @@ def test_store_frame_keeps_a_meaningful_index_and_refuses_what_it_cannot_store(t
     parts = [day, Partition("signals/x", "deribit", "BTC-PERPETUAL", dt.date(2024, 1, 3))]
     with pytest.raises(ValueError, match="missing values"):
         split_by_partition(pd.DataFrame({"ts": [ts[0], pd.NaT], "v": [1, 2]}), parts)
+
+
+def test_polars_frames_in_and_out(start_emulator, tmp_path) -> None:
+    book, trades = (build_raw_asset(t, partitions_def=PARTITIONS) for t in ("book_snapshot_25", "trades"))
+    depth, _ = build_feature_assets(book, trades, partitions_def=PARTITIONS, backfill_policy=POLICY)
+
+    @dg.asset(
+        key_prefix="signals",
+        partitions_def=PARTITIONS,
+        io_manager_key="lake_io",
+        ins={"depth": dg.AssetIn(depth.key, metadata={"columns": ["ts", "mid"]})},
+    )
+    def mid_change(depth: pl.DataFrame) -> pl.DataFrame:
+        assert isinstance(depth, pl.DataFrame) and depth.columns == ["instrument", "date", "ts", "mid"]
+        return depth.with_columns(pl.col("mid").diff().alias("change"))
+
+    res = {
+        **resources(start_emulator(scale=3000), tmp_path),
+        "features": FeatureSettings(grid_step_ms=60_000),
+    }
+    key = f"{DAYS[0]}|{BTC}"
+    assert dg.materialize([book, depth, mid_change], resources=res, partition_key=key).success
+    assert _lake_rows(tmp_path, "signals/mid_change") == [(DAYS[0], "BTCUSDT", 1440)]

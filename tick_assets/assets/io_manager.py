@@ -74,6 +74,11 @@ def split_by_partition(frame: pd.DataFrame, partitions: list[Partition]) -> dict
     return {p: groups.get((pd.Timestamp(p.day), p.instrument), frame.iloc[0:0]) for p in partitions}
 
 
+def _is_polars(kind: object) -> bool:
+    """True for polars' DataFrame type (checked by module, so polars stays optional)."""
+    return isinstance(kind, type) and kind.__module__.startswith("polars") and kind.__name__ == "DataFrame"
+
+
 class LakeIOManager(dg.ConfigurableIOManager):
     """Partitions as Parquet in the lake (local or S3), inputs as pandas DataFrames with column selection."""
 
@@ -83,10 +88,13 @@ class LakeIOManager(dg.ConfigurableIOManager):
         """Store a DataFrame as one file per partition of the run, each replaced whole."""
         if obj is None:
             return
+        if _is_polars(type(obj)):
+            obj = obj.to_pandas()  # type: ignore[attr-defined]
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(
                 f"{context.asset_key.to_user_string()} returned {type(obj).__name__}: lake_io stores pandas "
-                "DataFrames (return one, or return None / a MaterializeResult if the asset writes its own data)"
+                "or polars DataFrames (return one, or return None / a MaterializeResult if the asset writes its own "
+                "data)"
             )
         if not context.has_asset_partitions:
             raise ValueError(
@@ -114,7 +122,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(figures(metadata))
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        """The upstream partitions of this run as one DataFrame (`columns` from the input's metadata)."""
+        """The upstream partitions of this run as one DataFrame (`columns` from the input's metadata): pandas, or
+        polars when the input is annotated `polars.DataFrame`."""
         if context.upstream_output is None or not context.has_asset_key:
             raise ValueError("lake_io loads asset inputs only")
         if not context.has_asset_partitions:
@@ -123,5 +132,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
             )
         columns = (context.definition_metadata or {}).get("columns")
         partitions = _partitions(context.asset_key, list(context.asset_partition_keys))
+        wants_polars = _is_polars(getattr(context.dagster_type, "typing_type", None))
         with self.lake.connect() as con:
-            return read_partitions(self.lake.lake, partitions, columns, con)
+            return read_partitions(self.lake.lake, partitions, columns, con, polars=wants_polars)

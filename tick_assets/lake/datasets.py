@@ -112,9 +112,12 @@ def read_partitions(
     partitions: Sequence[Partition],
     columns: Sequence[str] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    polars: bool = False,
 ) -> pd.DataFrame:
     """The rows of `partitions` (one dataset) as one DataFrame, in partition order, with `instrument` and
-    `date` (the partition's UTC day); `columns` selects what else is read (the rest stays on disk)."""
+    `date` (the partition's UTC day); `columns` selects what else is read (the rest stays on disk). With
+    `polars`, a polars DataFrame (polars must be installed)."""
     if not partitions:
         raise ValueError("read_partitions needs at least one partition")
     uris = [
@@ -141,10 +144,15 @@ def read_partitions(
         select = [f"{instrument} AS {INSTRUMENT_COLUMN}", f"{DATE_KEY}", *select]
         files = "[" + ", ".join(sql_string(u) for u in uris) + "]"
         # DuckDB keeps insertion order (files in list order, rows in file order).
-        return con.execute(
+        query = (
             f"SELECT {', '.join(select)} FROM read_parquet({files}, hive_partitioning = true, "
             f"union_by_name = true, hive_types = {HIVE_TYPES})"
-        ).df()
+        )
+        if polars:
+            import polars as pl
+
+            return pl.from_arrow(con.sql(query).to_arrow_table())
+        return con.execute(query).df()
     finally:
         if own:
             con.close()
