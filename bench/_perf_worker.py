@@ -68,8 +68,6 @@ def _pandas(src: str, dst: str, data_type: str) -> Callable[[], int]:
 
     def run() -> int:
         frame = pd.read_csv(src, dtype={c: kinds[t] for c, t in SCHEMAS[data_type]})
-        frame["timestamp_utc"] = pd.to_datetime(frame["timestamp"], unit="us", utc=True)
-        frame["local_timestamp_utc"] = pd.to_datetime(frame["local_timestamp"], unit="us", utc=True)
         frame.to_parquet(dst, compression="zstd", index=False)
         return len(frame)
 

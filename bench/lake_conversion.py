@@ -47,8 +47,6 @@ def _worker(method: str, source: Path, out: Path) -> dict:
             for c, t in SCHEMAS["book_snapshot_25"]
         }
         frame = pd.read_csv(source, dtype=dtypes)
-        frame["timestamp_utc"] = pd.to_datetime(frame["timestamp"], unit="us", utc=True)
-        frame["local_timestamp_utc"] = pd.to_datetime(frame["local_timestamp"], unit="us", utc=True)
         frame.to_parquet(out, compression="zstd", index=False)
         rows = len(frame)
     else:

@@ -5,14 +5,12 @@ For each of the 9 data types, a synthetic day at each --scale (the emulator's ge
 deribit OPTIONS for options_chain with `scale` rows as the emulator serves it, plus bitmex XBTUSD trades for their
 uuid ids), and the real Tardis samples in /work/shared/tardis_real_samples (gzipped at level 6, the emulator's
 level): converts the .csv.gz with `tick_assets.lake.convert.write_partition` under the OLD layout
-(`legacy_options()`: zstd 3, 65,536-row row groups, DuckDB's default V1 encodings and bloom filters) and the NEW
-one (`ConversionOptions()`), --reps times each, alternating old/new, every conversion in a fresh process (so its
+(`legacy_options()`, the files before issue 14: wide book levels, stored `*_utc` columns, zstd 3, 65,536-row row
+groups, DuckDB's default V1 encodings and bloom filters) and the NEW one (`ConversionOptions()`, lake-v3), --reps times each, alternating old/new, every conversion in a fresh process (so its
 peak RSS is its own). Times are medians: wall seconds, and CPU seconds (user + system of the process, both DuckDB
-threads), which a busy 2-core machine disturbs less. Checks that both files hold the same rows.
-
-Also prints, as information, the bytes of the new layout without the derived `*_utc` columns (a DuckDB COPY of
-`select_list(data_type, derived=False)`, not a write_partition path), and a month of each data type (30 x the
-day) in the cache (gzip) and in the lake at each scale.
+threads), which a busy 2-core machine disturbs less. Checks that both files read (lake_select) as the same rows
+in the same order. Also prints a month of each data type (30 x the day) in the cache (gzip) and in the lake at
+each scale.
 
 Run: .venv/bin/python bench/lake_storage.py [--scales 200000,2000000] [--reps 5] [--workdir DIR]
 Quick run: .venv/bin/python bench/lake_storage.py --scales 20000 --reps 1
@@ -67,7 +65,6 @@ class Case:
     path: Path
     rows: int = 0
     runs: dict[str, list[dict]] | None = None
-    noutc_bytes: int = 0
 
     @property
     def gzip_bytes(self) -> int:
@@ -91,24 +88,10 @@ def _worker(mode: str, data_type: str, source: Path, out: Path) -> dict:
     """One conversion in this (fresh) process: rows, bytes, wall and CPU seconds, peak RSS."""
     from _perf_worker import peak_rss_mb
 
-    from tick_assets.lake.convert import sql_string, write_partition
-    from tick_assets.lake.parquet import ConversionOptions, copy_options, legacy_options
+    from tick_assets.lake.convert import write_partition
+    from tick_assets.lake.parquet import ConversionOptions, legacy_options
 
     out.unlink(missing_ok=True)
-    if mode == "noutc":  # information only: the new layout without the derived *_utc columns
-        import duckdb
-
-        from tick_assets.lake.schema import csv_columns_struct, select_list
-
-        with duckdb.connect(
-            config={"threads": 2, "memory_limit": "2GB", "preserve_insertion_order": True}
-        ) as con:
-            con.execute(
-                f"COPY (SELECT {select_list(data_type, derived=False)} FROM read_csv({sql_string(source)}, "
-                f"header = true, columns = {csv_columns_struct(data_type)}, auto_detect = false, "
-                f"compression = 'gzip')) TO {sql_string(out)} ({copy_options(ConversionOptions(), data_type)})"
-            )
-        return {"bytes": out.stat().st_size}
     options = legacy_options() if mode == "old" else ConversionOptions()
     cpu, started = _cpu_seconds(), time.perf_counter()
     write = write_partition(source, out, data_type, options)
@@ -133,13 +116,19 @@ def _run(mode: str, case: Case, out: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _same_rows(a: Path, b: Path) -> bool:
+def _same_rows(old: Path, new: Path, data_type: str) -> bool:
+    """True if both files read (through lake_select of their layouts) as the same rows in the same order."""
     import duckdb
 
+    from tick_assets.lake.schema import LEGACY_LAYOUT, lake_select
+
     with duckdb.connect() as con:
-        query = f"SELECT count(*) FROM (SELECT * FROM read_parquet('{a}') EXCEPT ALL SELECT * FROM read_parquet('{b}'))"
-        other = query.replace(str(a), "@A@").replace(str(b), str(a)).replace("@A@", str(b))
-        return con.execute(query).fetchone()[0] == 0 and con.execute(other).fetchone()[0] == 0
+        a = f"SELECT row_number() OVER () AS n, * FROM (SELECT {lake_select(data_type, LEGACY_LAYOUT)} FROM read_parquet('{old}'))"
+        b = f"SELECT row_number() OVER () AS n, * FROM (SELECT {lake_select(data_type)} FROM read_parquet('{new}'))"
+        return all(
+            con.execute(f"SELECT count(*) FROM ({x} EXCEPT ALL {y})").fetchall()[0][0] == 0
+            for x, y in ((a, b), (b, a))
+        )
 
 
 def synthetic_cases(scale: int, work: Path, data_types: Sequence[str]) -> list[Case]:
@@ -196,8 +185,10 @@ def measure(cases: list[Case], reps: int, work: Path) -> None:
                 rows = {case.runs[m][0]["rows"] for m in MODES}  # type: ignore[index]
                 assert len(rows) == 1, (case.name, case.data_type, rows)
                 case.rows = rows.pop()
-                assert _same_rows(work / "old.parquet", work / "new.parquet"), (case.name, case.data_type)
-                case.noutc_bytes = _run("noutc", case, work / "noutc.parquet")["bytes"]
+                assert _same_rows(work / "old.parquet", work / "new.parquet", case.data_type), (
+                    case.name,
+                    case.data_type,
+                )
         print(f"repetition {rep + 1}/{reps} done", file=sys.stderr, flush=True)
 
 
@@ -209,9 +200,9 @@ def table(cases: list[Case]) -> list[str]:
     """The markdown table: bytes, ratios to gzip, conversion times old and new."""
     lines = [
         "| source | exchange:symbol | data type | rows | gzip MB | lake MB old | lake MB new | old / gzip "
-        "| new / gzip | new w/o `*_utc` / gzip | wall s old | wall s new | new / old wall | CPU s old "
+        "| new / gzip | wall s old | wall s new | new / old wall | CPU s old "
         "| CPU s new | new / old CPU | peak RSS MB old / new |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in cases:
         gz, old, new = c.gzip_bytes, c.lake_bytes("old"), c.lake_bytes("new")
@@ -219,7 +210,7 @@ def table(cases: list[Case]) -> list[str]:
         rss = "/".join(f"{max(r['peak_mb'] for r in c.runs[m]):,.0f}" for m in MODES)  # type: ignore[index]
         lines.append(
             f"| {c.source} | {c.name} | {c.data_type} | {c.rows:,} | {_mb(gz)} | {_mb(old)} | {_mb(new)} "
-            f"| {old / gz:.2f} | **{new / gz:.2f}** | {c.noutc_bytes / gz:.2f} | {so:.2f} | {sn:.2f} | {sn / so:.2f} "
+            f"| {old / gz:.2f} | **{new / gz:.2f}** | {so:.2f} | {sn:.2f} | {sn / so:.2f} "
             f"| {co:.2f} | {cn:.2f} | {cn / co:.2f} | {rss} |"
         )
     return lines
@@ -228,19 +219,18 @@ def table(cases: list[Case]) -> list[str]:
 def totals(cases: list[Case]) -> list[str]:
     """Per source: the sum over data types (one instrument each) of bytes and median times."""
     lines = [
-        "| source | gzip MB | lake MB old | lake MB new | old / gzip | new / gzip | new w/o `*_utc` / gzip "
+        "| source | gzip MB | lake MB old | lake MB new | old / gzip | new / gzip "
         "| wall s old | wall s new | new / old wall | CPU s old | CPU s new | new / old CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for source in dict.fromkeys(c.source for c in cases):
         group = [c for c in cases if c.source == source]
         gz = sum(c.gzip_bytes for c in group)
         old, new = (sum(c.lake_bytes(m) for c in group) for m in MODES)
-        noutc = sum(c.noutc_bytes for c in group)
         so, sn, co, cn = (sum(c.median(m, k) for c in group) for k in ("seconds", "cpu") for m in MODES)
         lines.append(
             f"| {source} | {_mb(gz)} | {_mb(old)} | {_mb(new)} | {old / gz:.2f} | {new / gz:.2f} | "
-            f"{noutc / gz:.2f} | {so:.1f} | {sn:.1f} | {sn / so:.2f} | {co:.1f} | {cn:.1f} | {cn / co:.2f} |"
+            f"{so:.1f} | {sn:.1f} | {sn / so:.2f} | {co:.1f} | {cn:.1f} | {cn / co:.2f} |"
         )
     return lines
 
@@ -298,6 +288,7 @@ def main() -> None:
         measure(cases, args.reps, Path(tmp))
         print(f"Old: `{copy_options(legacy_options(), 'trades')}`  ")
         print(f"New: `{copy_options(ConversionOptions(), 'trades')}`  ")
+        print(f"New, book snapshots: `{copy_options(ConversionOptions(), 'book_snapshot_25')}`  ")
         versions = {t: parquet_version(ConversionOptions(), t) for t in DATA_TYPES}
         print(f"New PARQUET_VERSION per data type: {', '.join(f'{t} {v}' for t, v in versions.items())}\n")
         print(

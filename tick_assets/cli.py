@@ -395,22 +395,22 @@ def _add_lake_parser(sub: argparse._SubParsersAction) -> None:
     lake_sub = p.add_subparsers(dest="lake_command", required=True)
     migrate = lake_sub.add_parser(
         "migrate",
-        help="move raw partitions of the lake-v1 layout (lake/<data_type>/...) to lake/raw/<data_type>/... (a rename)",
+        help="bring a lake of an earlier layout to the current one: lake-v1 folders moved under raw/, lake-v2 raw "
+        "files (wide book levels, stored *_utc columns) rewritten in the lake-v3 columns; no download",
     )
     migrate.set_defaults(func=_run_lake_migrate)
 
 
 def _run_lake_migrate(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from tick_assets.lake.migrate import migrate_lake
+    from tick_assets.lake.store import open_lake
 
-    from tick_assets.lake.migrate import migrate_layout
-
-    root = settings.lake_url()
-    if "://" in root:
-        print(f"{root}: only a local lake can have the old layout", file=sys.stderr)
-        return 2
-    moved = migrate_layout(Path(root))
-    print(f"{len(moved)} partitions moved under {Path(root) / 'raw'}")
+    lake = open_lake(settings.lake_url(), scratch=settings.data_dir() / "scratch")
+    done = migrate_lake(lake)
+    print(
+        f"{lake.url}: {len(done.moved)} partitions moved under raw/, {len(done.rewritten)} raw files rewritten "
+        "in the lake-v3 columns"
+    )
     return 0
 
 

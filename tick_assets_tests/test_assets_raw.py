@@ -13,6 +13,7 @@ import pytest
 from tick_assets.assets.partitions import RANGE_END, RANGE_START, build_partitions
 from tick_assets.assets.raw import build_raw_asset
 from tick_assets.lake import partition_file
+from tick_assets.lake.schema import lake_select, stored_columns
 from tick_assets_tests.helpers.runs import BTC, materialize, resources
 
 
@@ -68,13 +69,15 @@ def test_single_partition_writes_typed_parquet_with_metadata(instance, emulator,
     rows = served_rows(tmp_path, "binance-futures", "trades", "2024-01-02", "BTCUSDT")
     assert rows > 0 and lake_rows(path) == rows
 
-    types = {r[0]: r[1] for r in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()}
+    read = f"(SELECT {lake_select('trades')} FROM read_parquet('{path}'))"  # what the views and lake_io read
+    with duckdb.connect() as con:
+        types = {r[0]: r[1] for r in con.sql(f"DESCRIBE SELECT * FROM {read}").fetchall()}
+        first = con.sql(
+            f"SELECT min(timestamp), epoch_us(min(timestamp_utc)), (min(timestamp_utc) AT TIME ZONE 'UTC')::DATE FROM {read}"
+        ).fetchall()[0]
     assert types["timestamp"] == "BIGINT" and types["local_timestamp"] == "BIGINT"
     assert types["price"] == "DOUBLE" and types["amount"] == "DOUBLE" and types["id"] == "VARCHAR"
     assert types["timestamp_utc"] == "TIMESTAMP WITH TIME ZONE"
-    first = duckdb.sql(
-        f"SELECT min(timestamp), epoch_us(min(timestamp_utc)), (min(timestamp_utc) AT TIME ZONE 'UTC')::DATE FROM read_parquet('{path}')"
-    ).fetchall()[0]
     assert first[0] == first[1] and str(first[2]) == "2024-01-02"
 
     meta = materializations(result)[key]
@@ -144,7 +147,14 @@ def test_empty_day_materializes_an_empty_partition(instance, start_emulator, tmp
     assert "first_timestamp" not in meta and "preview" not in meta
     path = partition_file(tmp_path / "lake", "raw/trades", "binance-futures", "BTCUSDT", "2024-01-04")
     assert lake_rows(path) == 0
-    assert "timestamp_utc" in [c for c, *_ in duckdb.sql(f"DESCRIBE SELECT * FROM '{path}'").fetchall()]
+    with duckdb.connect() as con:
+        stored = [
+            c
+            for c, *_ in con.sql(
+                f"DESCRIBE SELECT * FROM read_parquet('{path}', hive_partitioning = false)"
+            ).fetchall()
+        ]
+    assert stored == [c for c, _ in stored_columns("trades")]  # the full schema, though empty
 
 
 def test_day_after_exported_until_fails_at_once_without_downloading(
@@ -221,7 +231,7 @@ def test_404_fails_only_its_day_and_leaves_stored_partitions_untouched(
     assert recorded[f"2020-02-21|{BTC}"]["dagster/row_count"] > 0
     records = instance.fetch_materializations(dg.AssetKey(["raw", "trades"]), limit=10).records
     tags = next(r.asset_materialization.tags for r in records if r.run_id == result.run_id)
-    assert tags["dagster/code_version"] == "lake-v2" and tags["dagster/partition/instrument"] == BTC
+    assert tags["dagster/code_version"] == "lake-v3" and tags["dagster/partition/instrument"] == BTC
     assert result.failure_data_for_node("raw__trades").error.cls_name == "Failure"
     assert stored.read_bytes() == stored_bytes and stored.stat().st_mtime_ns == stored_mtime
     assert sorted(p.name for p in stored.parent.iterdir()) == ["data.parquet"]

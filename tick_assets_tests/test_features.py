@@ -18,6 +18,7 @@ from tick_assets.features.grid import DaySlice
 from tick_assets.features.microstructure import microstructure_1m, order_flow_imbalance
 from tick_assets.features.trade_bars import trade_bars_sql
 from tick_assets.lake import partition_file, write_partition
+from tick_assets.lake.schema import lake_select, store_select
 from tick_assets_tests.conftest import SAMPLES
 
 
@@ -25,6 +26,20 @@ def _query(sql: str) -> pd.DataFrame:
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         return con.sql(sql).df()
+
+
+def _read_book(path: Path) -> pd.DataFrame:
+    """A stored book_snapshot_25 file as readers see it: one column per level (`asks[0].price`, ...)."""
+    return _query(f"SELECT {lake_select('book_snapshot_25')} FROM read_parquet('{path}')")
+
+
+def _write_book(book: pd.DataFrame, path: Path) -> None:
+    """Store a wide book frame in the lake's columns (levels as lists)."""
+    with duckdb.connect() as con:
+        con.register("book", book)
+        con.execute(
+            f"COPY (SELECT {store_select('book_snapshot_25')} FROM book) TO '{path}' (FORMAT parquet)"
+        )
 
 
 def _lake_from_emulator(lake: Path, data_type: str, day: dt.date, scale: int = 3000) -> DaySlice:
@@ -109,7 +124,7 @@ def test_depth_matches_the_reference_on_emulator_data(tmp_path, step_ms) -> None
     base = _lake_from_emulator(tmp_path / "lake", "book_snapshot_25", day)
     day_slice = DaySlice(base.exchange, base.symbol, day, step_ms)
     ours = _query(depth_sql(tmp_path / "lake", day_slice))
-    book = pd.read_parquet(
+    book = _read_book(
         partition_file(tmp_path / "lake", "raw/book_snapshot_25", "binance-futures", "BTCUSDT", day)
     )
     ref = reference_depth(book, day_slice)
@@ -132,7 +147,7 @@ def test_depth_matches_the_reference_on_the_real_sample(tmp_path) -> None:
     )
     day_slice = DaySlice("binance-futures", "BTCUSDT", day, 100)
     ours = _query(depth_sql(tmp_path / "lake", day_slice))
-    book = pd.read_parquet(
+    book = _read_book(
         partition_file(tmp_path / "lake", "raw/book_snapshot_25", "binance-futures", "BTCUSDT", day)
     )
     ref = reference_depth(book, day_slice)
@@ -288,8 +303,8 @@ def _spoiled_book(tmp_path: Path, spoil) -> tuple[DaySlice, pd.DataFrame]:
     day = dt.date(2024, 1, 2)
     base = _lake_from_emulator(tmp_path / "lake", "book_snapshot_25", day)
     path = partition_file(tmp_path / "lake", "raw/book_snapshot_25", base.exchange, base.symbol, day)
-    book = spoil(pd.read_parquet(path))
-    book.to_parquet(path, index=False)
+    book = spoil(_read_book(path))
+    _write_book(book, path)
     return base, book
 
 

@@ -18,19 +18,31 @@ from tick_assets.durable import owned_temp
 from tick_assets.emulator.catalog import DERIVATIVE_TYPES
 from tick_assets.emulator.synth import write_dataset
 from tick_assets.lake import CsvParseError, SchemaMismatchError, write_partition
-from tick_assets.lake.schema import parquet_columns
+from tick_assets.lake.schema import lake_columns, lake_select, stored_columns
 from tick_assets.tardis.datatypes import SCHEMAS, header_line
 
 _PY_TYPES = {"BIGINT": int, "DOUBLE": float, "VARCHAR": str, "BOOLEAN": lambda v: v == "true"}
 
 
-def _rows(path: Path) -> list[dict]:
-    rel = duckdb.sql(f"SELECT * FROM read_parquet('{path}')")
-    return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+def _rows(path: Path, data_type: str) -> list[dict]:
+    """The file's rows as a reader sees them (Tardis column names, `*_utc` derived)."""
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        rel = con.sql(f"SELECT {lake_select(data_type)} FROM read_parquet('{path}')")
+        return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
 
 
-def _types(path: Path) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()]
+def _types(path: Path, data_type: str | None = None) -> list[tuple[str, str]]:
+    """Column names and types of the file itself, or as a reader of `data_type` sees it."""
+    select = "*" if data_type is None else lake_select(data_type)
+    with duckdb.connect() as con:
+        return [
+            (r[0], r[1]) for r in con.sql(f"DESCRIBE SELECT {select} FROM read_parquet('{path}')").fetchall()
+        ]
+
+
+def _timestamp_types(cols) -> list[tuple[str, str]]:
+    return [(c, t.replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")) for c, t in cols]
 
 
 def _gz(path: Path, text: str) -> Path:
@@ -55,9 +67,10 @@ def test_real_samples_convert_with_the_right_types_and_values(
     write = write_partition(source, tmp_path / "data.parquet", data_type)
     with gzip.open(source, "rt", newline="") as f:
         expected = list(csv.DictReader(f))
-    got = _rows(write.path)
+    got = _rows(write.path, data_type)
     assert write.rows == len(got) == len(expected) > 0
-    assert [c for c, _ in _types(write.path)] == [c for c, _ in parquet_columns(data_type)]
+    assert _types(write.path) == list(stored_columns(data_type))
+    assert _types(write.path, data_type) == _timestamp_types(lake_columns(data_type))
     kinds = dict(SCHEMAS[data_type])
     for want, row in zip(expected, got, strict=True):
         for column, text in want.items():
@@ -73,7 +86,7 @@ def test_real_samples_convert_with_the_right_types_and_values(
 
 def test_real_trade_sample_keeps_uuid_ids_and_sides(real_fixtures_dir, tmp_path) -> None:
     (source,) = real_fixtures_dir.glob("bitmex_trades_*.csv.gz")
-    first = _rows(write_partition(source, tmp_path / "data.parquet", "trades").path)[0]
+    first = _rows(write_partition(source, tmp_path / "data.parquet", "trades").path, "trades")[0]
     assert first["id"] == "ccc3c1fa-212c-e8b0-1706-9b9c4f3d5ecf"
     assert (first["side"], first["price"], first["amount"]) == ("sell", 8531.5, 2152.0)
 
@@ -84,9 +97,8 @@ def test_every_emulated_data_type_converts_with_its_schema(tmp_path, data_type) 
     rows = write_dataset("deribit", "BTC-PERPETUAL", data_type, dt.date(2024, 1, 2), 400, source)
     write = write_partition(source, tmp_path / "data.parquet", data_type)
     assert write.rows == rows > 0
-    assert _types(write.path) == [
-        (c, t.replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")) for c, t in parquet_columns(data_type)
-    ]
+    assert _types(write.path) == list(stored_columns(data_type))
+    assert _types(write.path, data_type) == _timestamp_types(lake_columns(data_type))
     if data_type == "incremental_book_L2":
         flags = duckdb.sql(f"SELECT DISTINCT is_snapshot FROM '{write.path}' ORDER BY 1").fetchall()
         assert flags == [(False,), (True,)]
@@ -98,7 +110,7 @@ def test_empty_gzip_and_header_only_files_become_empty_partitions(tmp_path) -> N
             _gz(tmp_path / f"{name}.csv.gz", text), tmp_path / name / "data.parquet", "trades"
         )
         assert write.empty and write.rows == 0 and write.first_timestamp is None and write.preview == ()
-        assert [c for c, _ in _types(write.path)] == [c for c, _ in parquet_columns("trades")]
+        assert _types(write.path) == list(stored_columns("trades"))
 
 
 def test_schema_drift_fails_and_keeps_the_stored_partition(tmp_path) -> None:

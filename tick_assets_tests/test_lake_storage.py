@@ -1,5 +1,5 @@
 """Lake storage layout (docs/STORAGE.md): files read back value for value, carry the chosen encodings and
-compression, and take no more disk than the Tardis .csv.gz for trades and incremental_book_L2."""
+compression, and take no more disk than the Tardis .csv.gz for trades, incremental_book_L2 and book snapshots."""
 
 from __future__ import annotations
 
@@ -16,18 +16,22 @@ from tick_assets.emulator import synth
 from tick_assets.emulator.options_chain import write_options_chain
 from tick_assets.lake import write_partition
 from tick_assets.lake.parquet import (
+    PLAIN_DATA_TYPES,
     V2_DATA_TYPES,
     ConversionOptions,
-    copy_options,
     legacy_options,
     parquet_version,
 )
 from tick_assets.lake.schema import (
+    BOOK_FIELDS,
+    BOOK_LEVELS,
+    BOOK_SIDES,
     EPOCH_MICROS_COLUMNS,
-    parquet_columns,
+    LAYOUT,
+    lake_columns,
+    lake_select,
     quote,
-    reader_select_list,
-    select_list,
+    stored_columns,
 )
 from tick_assets.tardis.datatypes import DATA_TYPES, SCHEMAS
 
@@ -79,29 +83,58 @@ def _csv_rows(source: Path, data_type: str) -> list[tuple]:
         return [tuple(None if v == "" else k(v) for k, v in zip(kinds, row, strict=True)) for row in reader]
 
 
-def _lake_rows(path: Path, data_type: str) -> list[tuple]:
-    """The file's rows through pyarrow, in lake column order, each `*_utc` as epoch microseconds."""
+def _stored_rows(path: Path, data_type: str, layout: str) -> list[tuple]:
+    """The file's rows through pyarrow (not our SQL), in stored column order, each `*_utc` as epoch microseconds."""
     table = pq.read_table(path)
-    names = [c for c, _ in parquet_columns(data_type)]
+    names = [c for c, _ in stored_columns(data_type, layout)]
     assert table.column_names == names
     cols = [table.column(c).to_pylist() for c in names]
-    derived = [i for i, c in enumerate(names) if c.endswith("_utc")]
-    for i in derived:
+    for i in (i for i, c in enumerate(names) if c.endswith("_utc")):
         cols[i] = [None if v is None else (v - EPOCH) // MICROSECOND for v in cols[i]]
     return list(zip(*cols, strict=True))
+
+
+def _as_stored(row: tuple, data_type: str, layout: str) -> tuple:
+    """A CSV row as the file of `layout` stores it: book levels as one list a side and field (lake-v3), or
+    every value then the `*_utc` microseconds (lake-v2)."""
+    names = [c for c, _ in SCHEMAS[data_type]]
+    utc = tuple(row[i] for i, c in enumerate(names) if c in EPOCH_MICROS_COLUMNS)
+    if layout != LAYOUT:
+        return row + utc
+    levels = BOOK_LEVELS.get(data_type)
+    if levels is None:
+        return row
+    value = dict(zip(names, row, strict=True))
+    lists = tuple(
+        [value[f"{side}[{i}].{field}"] for i in range(levels)] for side in BOOK_SIDES for field in BOOK_FIELDS
+    )
+    return tuple(v for c, v in zip(names, row, strict=True) if "[" not in c) + lists
+
+
+def _reader_rows(path: Path, data_type: str, layout: str) -> list[tuple]:
+    """The file's rows through `lake_select` (what the views and lake_io read), `*_utc` as epoch microseconds."""
+    cols = [quote(c) if t != "TIMESTAMPTZ" else f"epoch_us({quote(c)})" for c, t in lake_columns(data_type)]
+    with duckdb.connect() as con:
+        return con.execute(
+            f"SELECT {', '.join(cols)} FROM (SELECT {lake_select(data_type, layout)} FROM read_parquet('{path}'))"
+        ).fetchall()
 
 
 def _assert_round_trip(source: Path, data_type: str, dest: Path, options: ConversionOptions) -> int:
     write_partition(source, dest, data_type, options)
     expected = _csv_rows(source, data_type)
     sources = [i for i, (c, _) in enumerate(SCHEMAS[data_type]) if c in EPOCH_MICROS_COLUMNS]
-    got = _lake_rows(dest, data_type)
-    assert len(got) == len(expected) > 0
-    for want, row in zip(expected, got, strict=True):
-        assert row == want + tuple(
+    stored, read = (
+        _stored_rows(dest, data_type, options.layout),
+        _reader_rows(dest, data_type, options.layout),
+    )
+    assert len(stored) == len(read) == len(expected) > 0
+    for want, row, seen in zip(expected, stored, read, strict=True):
+        assert row == _as_stored(want, data_type, options.layout)
+        assert seen == want + tuple(
             want[i] for i in sources
         )  # every Tardis value, then the *_utc microseconds
-    return len(got)
+    return len(stored)
 
 
 def test_real_samples_read_back_value_for_value(real_fixtures_dir, tmp_path) -> None:
@@ -144,7 +177,6 @@ def _encodings(chunks: list) -> set[str]:
     [
         ("trades", ("price", "amount")),
         ("incremental_book_L2", ("price", "amount")),
-        ("book_snapshot_25", ("asks[0].price", "bids[24].amount")),
         ("quotes", ("bid_price", "ask_amount")),
     ],
 )
@@ -153,9 +185,7 @@ def test_v2_data_types_delta_encode_timestamps_and_dictionary_encode_prices(
 ) -> None:
     assert data_type in V2_DATA_TYPES and parquet_version(ConversionOptions(), data_type) == "V2"
     dest = tmp_path / "data.parquet"
-    write_partition(
-        _day(days, data_type, 50_000 if data_type == "book_snapshot_25" else 200_000), dest, data_type
-    )
+    write_partition(_day(days, data_type, 200_000), dest, data_type)
     meta = pq.ParquetFile(dest).metadata
     chunks = _chunks(dest)
     assert meta.format_version == "2.6"
@@ -165,7 +195,8 @@ def test_v2_data_types_delta_encode_timestamps_and_dictionary_encode_prices(
     # DuckDB closes a row group at the first 2,048-row vector that reaches the size
     assert max(sizes) <= ConversionOptions().row_group_size + 2_048
     assert max(sizes) > 65_536 or len(sizes) == 1
-    for column in ("timestamp", "local_timestamp", "timestamp_utc", "local_timestamp_utc"):
+    assert not [c for c in chunks if c.endswith("_utc")]  # readers derive them
+    for column in ("timestamp", "local_timestamp"):
         assert _encodings(chunks[column]) == {"DELTA_BINARY_PACKED"}, column
     for column in doubles:
         assert _encodings(chunks[column]) == {"RLE_DICTIONARY"}, column
@@ -176,6 +207,19 @@ def test_uuid_trade_ids_are_delta_length_encoded(days, tmp_path) -> None:
     dest = tmp_path / "data.parquet"
     write_partition(_day(days, "trades", 200_000, ("bitmex", "XBTUSD")), dest, "trades")
     assert _encodings(_chunks(dest)["id"]) == {"DELTA_LENGTH_BYTE_ARRAY"}
+
+
+@pytest.mark.parametrize("data_type", sorted(PLAIN_DATA_TYPES))
+def test_book_snapshots_store_levels_as_plain_lists(days, tmp_path, data_type) -> None:
+    assert parquet_version(ConversionOptions(), data_type) == "V1"
+    dest = tmp_path / "data.parquet"
+    write_partition(_day(days, data_type, 20_000), dest, data_type)
+    chunks = _chunks(dest)
+    assert pq.ParquetFile(dest).metadata.format_version == "1.0"
+    assert str(pq.read_schema(dest).field("asks_price").type) == "list<element: double>"
+    assert {c.compression for cs in chunks.values() for c in cs} == {"ZSTD"}
+    for column in ("timestamp", "asks_price.list.element", "bids_amount.list.element"):
+        assert _encodings(chunks[column]) <= {"PLAIN", "RLE"}, column  # RLE: the list's levels
 
 
 @pytest.mark.parametrize("data_type", sorted(set(DATA_TYPES) - V2_DATA_TYPES))
@@ -214,44 +258,31 @@ def test_lake_file_is_no_bigger_than_the_gzip(days, tmp_path, data_type) -> None
     assert new.parquet_bytes < 0.95 * old.parquet_bytes
 
 
-def test_book_snapshot_25_shrinks_against_the_old_layout(days, tmp_path) -> None:
-    source = _day(days, "book_snapshot_25", 50_000)
-    new = write_partition(source, tmp_path / "new.parquet", "book_snapshot_25")
-    old = write_partition(source, tmp_path / "old.parquet", "book_snapshot_25", legacy_options())
+@pytest.mark.parametrize("data_type, scale", [("book_snapshot_25", 50_000), ("book_snapshot_5", 200_000)])
+def test_book_snapshot_is_no_bigger_than_the_gzip(days, tmp_path, data_type, scale) -> None:
+    source = _day(days, data_type, scale)
+    new = write_partition(source, tmp_path / "new.parquet", data_type)
+    old = write_partition(source, tmp_path / "old.parquet", data_type, legacy_options())
     assert new.rows == old.rows > 40_000
-    assert new.parquet_bytes < 0.9 * old.parquet_bytes
+    assert new.parquet_bytes <= source.stat().st_size
+    assert new.parquet_bytes < 0.6 * old.parquet_bytes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="book_snapshot_25 stays above its gzip in a flat 104-column layout: per-column encodings cannot use "
-    "the row-to-row repetition gzip finds (docs/STORAGE.md); passes once the layout changes",
-)
-def test_book_snapshot_25_is_no_bigger_than_the_gzip(days, tmp_path) -> None:
-    source = _day(days, "book_snapshot_25", 50_000)
-    assert (
-        write_partition(source, tmp_path / "new.parquet", "book_snapshot_25").parquet_bytes
-        <= source.stat().st_size
-    )
-
-
-def test_reader_select_list_rederives_the_utc_columns_exactly(days, tmp_path) -> None:
-    data_type = "derivative_ticker"  # three epoch columns: timestamp, local_timestamp, funding_timestamp
-    full, bare = tmp_path / "full.parquet", tmp_path / "bare.parquet"
-    write_partition(_day(days, data_type, 3_000), full, data_type)
-    lake_columns = ", ".join(quote(c) for c, _ in parquet_columns(data_type))
+@pytest.mark.parametrize("data_type", ["derivative_ticker", "book_snapshot_5"])
+def test_lake_select_derives_the_utc_columns_exactly_whatever_the_zone(days, tmp_path, data_type) -> None:
+    """Files without stored `*_utc` (lake-v3) read exactly like files that stored them (lake-v2)."""
+    old, new = tmp_path / "old.parquet", tmp_path / "new.parquet"
+    source = _day(days, data_type, 3_000)  # derivative_ticker: timestamp, local_timestamp, funding_timestamp
+    write_partition(source, old, data_type, legacy_options())
+    write_partition(source, new, data_type)
     with duckdb.connect() as con:
-        con.execute(
-            f"COPY (SELECT {select_list(data_type, derived=False)} FROM read_parquet('{full}')) TO '{bare}' "
-            f"({copy_options(ConversionOptions(), data_type)})"
-        )
-        con.execute("SET TimeZone = 'America/New_York'")  # the re-derivation must not depend on the zone
-        stored = con.execute(f"SELECT {lake_columns} FROM read_parquet('{full}')").fetchall()
-        assert len(stored) > 0
-        for path in (full, bare):
-            query = f"SELECT {reader_select_list(data_type)} FROM read_parquet('{path}')"
-            assert con.execute(query).fetchall() == stored
-            types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {query})").fetchall())
-            assert types == dict(parquet_columns(data_type)) | {
-                c: "TIMESTAMP WITH TIME ZONE" for c, t in parquet_columns(data_type) if t == "TIMESTAMPTZ"
-            }
+        con.execute("SET TimeZone = 'America/New_York'")  # the derivation must not depend on the zone
+        stored = con.execute(
+            f"SELECT {lake_select(data_type, 'lake-v2')} FROM read_parquet('{old}')"
+        ).fetchall()
+        query = f"SELECT {lake_select(data_type)} FROM read_parquet('{new}')"
+        assert len(stored) > 0 and con.execute(query).fetchall() == stored
+        types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {query})").fetchall())
+        assert types == {
+            c: t.replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE") for c, t in lake_columns(data_type)
+        }

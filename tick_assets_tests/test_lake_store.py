@@ -1,4 +1,4 @@
-"""The lake as the store: a full disk or a failed publish loses nothing, the old layout is migrated, the catalog
+"""The lake as the store: a full disk or a failed publish loses nothing, lakes of earlier layouts are migrated, the catalog
 is swapped in under readers that hold it open, and the download cache is scratch."""
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from tick_assets.emulator.synth import write_dataset
 from tick_assets.lake import LakeWriteError, LocalLake, Partition, connect, store_partition, store_query
 from tick_assets.lake.errors import LakeError
 from tick_assets.lake.ingest import DELETE, KEEP, DayRequest, ingest_days
-from tick_assets.lake.migrate import check_layout, migrate_layout
+from tick_assets.lake.migrate import LAYOUT_MARKER, check_layout, migrate_lake
+from tick_assets.lake.parquet import legacy_options
+from tick_assets.lake.schema import LEGACY_LAYOUT, lake_select, stored_columns
 from tick_assets.lake.warehouse import open_catalog, publish_catalog
 from tick_assets.stack.soak import fingerprint_file
 
@@ -47,7 +49,7 @@ def _only_the_file(folder: Path) -> list[str]:
 def test_a_full_disk_fails_the_partition_and_keeps_the_stored_one(small_disk, tmp_path) -> None:
     small, big = tmp_path / "small.csv.gz", tmp_path / "big.csv.gz"
     write_dataset("deribit", "BTC-PERPETUAL", "book_snapshot_25", DAY, 300, small)
-    write_dataset("deribit", "BTC-PERPETUAL", "book_snapshot_25", DAY, 60_000, big)  # ~3 MB of Parquet
+    write_dataset("deribit", "BTC-PERPETUAL", "book_snapshot_25", DAY, 100_000, big)  # ~1.4 MB of Parquet
     lake = LocalLake(small_disk / "lake")
     stored = store_partition(small, lake, BOOK.relpath, "book_snapshot_25")
     before = fingerprint_file(Path(stored.path))
@@ -79,24 +81,72 @@ def test_a_failed_publish_keeps_the_stored_partition(tmp_path, monkeypatch) -> N
     assert _only_the_file(Path(stored.path).parent) == ["data.parquet"]
 
 
-def test_the_old_layout_is_refused_with_what_to_do_and_migrated_by_rename(tmp_path) -> None:
+def _columns(path: Path) -> list[str]:
+    with duckdb.connect() as con:
+        return [
+            r[0]
+            for r in con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet('{path}', hive_partitioning = false)"
+            ).fetchall()
+        ]
+
+
+def _read(path: Path, data_type: str, layout: str | None = None) -> list[tuple]:
+    """A raw file's rows as readers see them (lake_select of the file's layout)."""
+    with duckdb.connect() as con:
+        select = lake_select(data_type, layout) if layout else lake_select(data_type)
+        return con.execute(f"SELECT {select} FROM read_parquet('{path}')").fetchall()
+
+
+def test_a_lake_v1_lake_is_refused_with_what_to_do_then_moved_by_rename_and_rewritten(tmp_path) -> None:
     src = tmp_path / "day.csv.gz"
     write_dataset("deribit", "BTC-PERPETUAL", "trades", DAY, 300, src)
     root = tmp_path / "lake"
     old = root / "trades" / "exchange_id=deribit" / "symbol_id=BTC-PERPETUAL" / f"date={DAY}" / "data.parquet"
-    store_partition(
-        src, LocalLake(root), str(old.relative_to(root)).replace("trades/", "raw/trades/", 1), "trades"
-    )
+    relpath = str(old.relative_to(root)).replace("trades/", "raw/trades/", 1)
+    store_partition(src, LocalLake(root), relpath, "trades", legacy_options())  # as lake-v1 wrote it
     (root / "raw" / "trades").rename(root / "trades")
     (root / "raw").rmdir()
-    inode = old.stat().st_ino
-    with pytest.raises(LakeError, match="tick-assets lake migrate"):
+    before, inode = _read(old, "trades", LEGACY_LAYOUT), old.parent.stat().st_ino
+    with pytest.raises(LakeError, match="lake-v1 layout.*tick-assets lake migrate"):
         check_layout(root)
-    moved = migrate_layout(root)
-    new = root / "raw" / old.relative_to(root)
-    assert [(a.name, b) for a, b in moved] == [(f"date={DAY}", new.parent)]
-    assert new.stat().st_ino == inode and not (root / "trades").exists()  # a rename, not a copy
+    done = migrate_lake(root)
+    new = root / relpath
+    assert [(a.name, b) for a, b in done.moved] == [(f"date={DAY}", new.parent)] and done.rewritten == [
+        relpath
+    ]
+    assert new.parent.stat().st_ino == inode and not (root / "trades").exists()  # moved by a rename
+    assert _columns(new) == [c for c, _ in stored_columns("trades")] and _read(new, "trades") == before
     check_layout(root)
+    assert (root / LAYOUT_MARKER).exists()
+
+
+def test_lake_v2_raw_files_are_refused_then_rewritten_value_for_value_once(tmp_path) -> None:
+    lake = LocalLake(tmp_path / "lake")
+    book_src, trades_src = tmp_path / "book.csv.gz", tmp_path / "trades.csv.gz"
+    write_dataset("deribit", "BTC-PERPETUAL", "book_snapshot_25", DAY, 2_000, book_src)
+    write_dataset("deribit", "BTC-PERPETUAL", "trades", DAY, 2_000, trades_src)
+    trades = Partition("raw/trades", "deribit", "BTC-PERPETUAL", DAY)
+    store_partition(book_src, lake, BOOK.relpath, "book_snapshot_25", legacy_options())  # lake-v2 columns
+    store_partition(trades_src, lake, trades.relpath, "trades")  # already lake-v3
+    book_file, trades_file = lake.root / BOOK.relpath, lake.root / trades.relpath
+    before, trades_bytes = _read(book_file, "book_snapshot_25", LEGACY_LAYOUT), trades_file.read_bytes()
+    with pytest.raises(LakeError, match="lake-v2 columns.*book_snapshot_25.*tick-assets lake migrate"):
+        check_layout(lake)
+    assert not (lake.root / LAYOUT_MARKER).exists()
+    done = migrate_lake(lake)
+    assert done.rewritten == [BOOK.relpath] and done.moved == []
+    assert _columns(book_file) == [c for c, _ in stored_columns("book_snapshot_25")]
+    assert len(before) > 1_000 and _read(book_file, "book_snapshot_25") == before  # same values, same order
+    assert trades_file.read_bytes() == trades_bytes  # a current file is left alone
+    check_layout(lake)
+    assert migrate_lake(lake).rewritten == []
+
+
+def test_a_fresh_lake_is_marked_current_at_its_first_check(tmp_path) -> None:
+    lake = LocalLake(tmp_path / "lake")
+    check_layout(lake)
+    assert (lake.root / LAYOUT_MARKER).read_text().strip() == '{"layout": "lake-v3"}'
 
 
 def test_the_catalog_is_swapped_in_under_a_reader_that_holds_it_open(tmp_path) -> None:
@@ -150,7 +200,8 @@ def test_the_cli_migrates_the_old_layout_and_rebuilds_the_catalog(tmp_path, monk
     (data / "lake" / "raw" / "trades").rename(data / "lake" / "trades")  # as lake-v1 laid it out
     monkeypatch.setenv("TICK_ASSETS_DATA_DIR", str(data))
     monkeypatch.delenv("TICK_ASSETS_LAKE", raising=False)
-    assert main(["lake", "migrate"]) == 0 and "1 partitions moved" in capsys.readouterr().out
+    assert main(["lake", "migrate"]) == 0
+    assert "1 partitions moved under raw/, 0 raw files rewritten" in capsys.readouterr().out
     assert main(["warehouse"]) == 0
     assert "raw.trades" in capsys.readouterr().out
     with open_catalog(data / "warehouse.duckdb", data / "lake") as con:

@@ -8,9 +8,9 @@ import duckdb
 
 from tick_assets.emulator.synth import write_dataset
 from tick_assets.lake import describe_raw_views, ensure_raw_views, partition_file, write_partition
-from tick_assets.lake.schema import parquet_columns
+from tick_assets.lake.schema import lake_columns
 
-VIEW_COLUMNS = [c for c, _ in parquet_columns("trades")] + ["exchange_id", "symbol_id", "date"]
+VIEW_COLUMNS = [c for c, _ in lake_columns("trades")] + ["exchange_id", "symbol_id", "date"]
 
 
 def _lake(tmp_path, days, symbols=("BTC-PERPETUAL", "ETH-PERPETUAL")) -> dict[tuple[str, dt.date], int]:

@@ -13,7 +13,7 @@ import dagster as dg
 
 from tick_assets.assets.offered import NOT_OFFERED
 from tick_assets.lake import DayResult
-from tick_assets.lake.schema import PARTITION_COLUMNS, parquet_columns
+from tick_assets.lake.schema import PARTITION_COLUMNS, lake_columns
 
 #: Significant digits of a float figure: every digit of a price or a size, none of a binary artefact
 #: (36986.649999999994 -> 36986.65).
@@ -61,7 +61,7 @@ def column_schema(data_type: str) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[
             dg.TableColumn(name, sql_type)
-            for name, sql_type in (*parquet_columns(data_type), *PARTITION_COLUMNS)
+            for name, sql_type in (*lake_columns(data_type), *PARTITION_COLUMNS)
         ]
     )
 

@@ -18,7 +18,8 @@ warnings.filterwarnings(
 
 #: Bump when the Parquet layout or typing changes, so Dagster flags stored partitions as outdated.
 #: v2: files under lake/raw/<data_type>/ (v1: lake/<data_type>/), Parquet encodings that keep them below gzip size.
-RAW_CODE_VERSION = "lake-v2"
+#: v3: book levels as lists, no stored `*_utc` columns (lake/schema.py; readers derive them).
+RAW_CODE_VERSION = "lake-v3"
 
 
 def build_raw_asset(

@@ -12,7 +12,7 @@ from tick_assets import settings
 from tick_assets.lake import ConversionOptions
 from tick_assets.lake.datasets import connect
 from tick_assets.lake.migrate import check_layout
-from tick_assets.lake.store import Lake, LocalLake, open_lake
+from tick_assets.lake.store import Lake, open_lake
 from tick_assets.tardis import LimiterConfig, RetryPolicy, TardisClient
 from tick_assets.tardis.shared import shared_client
 
@@ -106,8 +106,7 @@ class LakeResource(dg.ConfigurableResource):
         """The lake of this step (opened on first use)."""
         if self._lake is None:
             lake = open_lake(self.lake_url or settings.lake_url(self.data_dir), scratch=self.scratch)
-            if isinstance(lake, LocalLake):
-                check_layout(lake.root)
+            check_layout(lake)
             self._lake = lake
         return self._lake
 

@@ -7,7 +7,7 @@ Plan (three passes over narrow data, one over the wide rows):
 - Tardis files are ordered by `local_timestamp` (the blocking check `local_timestamp_in_order` guards it), so
   the book as of t is file row `count(rows received <= t) - 1`: a running sum of per-interval counts, with no
   join over the 500k snapshot keys.
-- Only the picked rows are fetched with their 100 level columns (a hash join on the row number whose build
+- Only the picked rows are fetched with their four level lists (a hash join on the row number whose build
   side is the 86,400-row grid); joining the wide rows on time directly costs several times more.
 - Level sums are built incrementally (depth at 5 levels = depth at 1 + levels 1..4, ...) over levels whose
   missing values were replaced once.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tick_assets.features.grid import DaySlice
 from tick_assets.lake.convert import sql_string
-from tick_assets.lake.schema import quote
+from tick_assets.lake.schema import BOOK_FIELDS, level, level_list
 from tick_assets.lake.store import Lake
 
 LEVELS = 25
@@ -37,11 +37,11 @@ def _backwards_message(day: DaySlice) -> str:
 
 
 def _px(side: str, i: int) -> str:
-    return quote(f"{side}[{i}].price")
+    return level(side, i, "price")
 
 
 def _qty(side: str, i: int) -> str:
-    return quote(f"{side}[{i}].amount")
+    return level(side, i, "amount")
 
 
 def _levels_sql() -> str:
@@ -115,7 +115,7 @@ def depth_sql(lake: Lake | Path, day: DaySlice) -> str:
     """The query giving one day's depth features: one row per grid point of the day."""
     src = day.lake_file_sql(lake, "raw/book_snapshot_25")
     start, step = day.start_us, day.step_us
-    level_cols = ", ".join(f(s, i) for i in range(LEVELS) for s in SIDES for f in (_px, _qty))
+    level_cols = ", ".join(level_list(s, f) for s in SIDES for f in BOOK_FIELDS)
     return f"""
 WITH counts AS (
     -- snapshots per grid interval (t - step, t]; rows received before the day count towards its first point

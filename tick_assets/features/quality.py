@@ -8,6 +8,7 @@ import duckdb
 
 from tick_assets.features.grid import MICROS_PER_DAY, DaySlice
 from tick_assets.lake.convert import sql_string
+from tick_assets.lake.schema import level
 from tick_assets.lake.store import Lake
 
 
@@ -29,7 +30,7 @@ def book_figures(
         con,
         f"""
         WITH b AS (
-            SELECT local_timestamp, timestamp, "bids[0].price" AS bid, "asks[0].price" AS ask,
+            SELECT local_timestamp, timestamp, {level("bids", 0, "price")} AS bid, {level("asks", 0, "price")} AS ask,
                    lag(local_timestamp) OVER (ORDER BY file_row_number) AS prev_local
             FROM read_parquet({src}, file_row_number = true)
         ),

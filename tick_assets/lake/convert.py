@@ -16,7 +16,15 @@ import duckdb
 from tick_assets.durable import owned_temp, remove_abandoned_temps
 from tick_assets.lake.errors import CsvParseError, SchemaMismatchError
 from tick_assets.lake.parquet import ConversionOptions, copy_options
-from tick_assets.lake.schema import csv_columns_struct, empty_select, parquet_columns, quote, select_list
+from tick_assets.lake.schema import (
+    csv_columns_struct,
+    empty_select,
+    lake_columns,
+    lake_select,
+    quote,
+    store_select,
+    stored_columns,
+)
 from tick_assets.lake.store import Lake, LocalLake
 from tick_assets.tardis.datatypes import columns, header_line
 
@@ -78,7 +86,7 @@ def check_header(source: Path, data_type: str, header: str) -> None:
 def preview_columns(data_type: str, limit: int = 7) -> tuple[str, ...]:
     """The columns shown in previews: the UTC time then the first value columns of the data type."""
     values = [
-        c for c, _ in parquet_columns(data_type) if c not in {"exchange", "symbol"} and "timestamp" not in c
+        c for c, _ in lake_columns(data_type) if c not in {"exchange", "symbol"} and "timestamp" not in c
     ]
     return ("timestamp_utc", *values[: limit - 1])
 
@@ -92,7 +100,8 @@ def _connect(options: ConversionOptions, spill_dir: Path | None) -> duckdb.DuckD
     if spill_dir is not None:
         config["temp_directory"] = str(spill_dir)
     con = duckdb.connect(":memory:", config=config)
-    # The *_utc columns are TIMESTAMPTZ; fix the session zone so the cast never depends on the machine's TZ.
+    # The *_utc columns (stored by the lake-v2 layout, previewed) are TIMESTAMPTZ; fix the session zone so the
+    # cast never depends on the machine's TZ.
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     return con
@@ -100,10 +109,10 @@ def _connect(options: ConversionOptions, spill_dir: Path | None) -> duckdb.DuckD
 
 def _copy_sql(source: Path | None, target: Path, data_type: str, options: ConversionOptions) -> str:
     if source is None:
-        query = empty_select(data_type)
+        query = empty_select(stored_columns(data_type, options.layout))
     else:
         query = (
-            f"SELECT {select_list(data_type)} FROM read_csv({sql_string(source)}, header = true, "
+            f"SELECT {store_select(data_type, options.layout)} FROM read_csv({sql_string(source)}, header = true, "
             f"columns = {csv_columns_struct(data_type)}, auto_detect = false, compression = 'gzip', "
             "delim = ',', quote = '\"', escape = '\"')"
         )
@@ -153,8 +162,8 @@ def store_partition(
             f"SELECT count(*), min(timestamp), max(timestamp) FROM read_parquet({sql_string(tmp)})"
         ).fetchall()[0]
         preview = con.execute(
-            f"SELECT {', '.join(quote(c) for c in shown)} FROM read_parquet({sql_string(tmp)}) "
-            f"LIMIT {options.preview_rows}"
+            f"SELECT {', '.join(quote(c) for c in shown)} FROM (SELECT {lake_select(data_type, options.layout)} "
+            f"FROM read_parquet({sql_string(tmp)}) LIMIT {options.preview_rows})"
         ).fetchall()
         size = tmp.stat().st_size
     return PartitionWrite(

@@ -13,9 +13,9 @@ import pandas as pd
 
 from tick_assets.lake.convert import sql_string
 from tick_assets.lake.errors import LakeError
-from tick_assets.lake.layout import DATE_KEY, EXCHANGE_KEY, SYMBOL_KEY, partition_relpath
+from tick_assets.lake.layout import DATE_KEY, EXCHANGE_KEY, SYMBOL_KEY, partition_relpath, raw_data_type
 from tick_assets.lake.parquet import ConversionOptions, copy_options
-from tick_assets.lake.schema import quote
+from tick_assets.lake.schema import lake_columns, lake_select, quote
 from tick_assets.lake.store import Lake
 
 #: Columns every frame read from the lake carries: the partition's instrument (`exchange:SYMBOL`) and UTC day.
@@ -127,10 +127,18 @@ def read_partitions(
     own = con is None
     con = con or connect(lake)
     try:
-        available = [
-            r[0]
-            for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_string(uris[0])})").fetchall()
-        ]
+        files = "[" + ", ".join(sql_string(u) for u in uris) + "]"
+        source = f"read_parquet({files}, hive_partitioning = true, union_by_name = true, hive_types = {HIVE_TYPES})"
+        raw_type = raw_data_type(partitions[0].dataset)
+        if raw_type is not None:  # raw files store lists and no *_utc: read them under the reader's columns
+            hive = ", ".join(HIVE_COLUMNS)
+            source = f"(SELECT {lake_select(raw_type)}, {hive} FROM {source})"
+            available = [c for c, _ in lake_columns(raw_type)] + list(HIVE_COLUMNS)
+        else:
+            available = [
+                r[0]
+                for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_string(uris[0])})").fetchall()
+            ]
         wanted = list(columns) if columns is not None else [c for c in available if c not in HIVE_COLUMNS]
         unknown = [c for c in wanted if c not in available and c not in (INSTRUMENT_COLUMN, DATE_COLUMN)]
         if unknown:
@@ -142,12 +150,8 @@ def read_partitions(
             else f"{EXCHANGE_KEY} || ':' || {SYMBOL_KEY}"
         )
         select = [f"{instrument} AS {INSTRUMENT_COLUMN}", f"{DATE_KEY}", *select]
-        files = "[" + ", ".join(sql_string(u) for u in uris) + "]"
         # DuckDB keeps insertion order (files in list order, rows in file order).
-        query = (
-            f"SELECT {', '.join(select)} FROM read_parquet({files}, hive_partitioning = true, "
-            f"union_by_name = true, hive_types = {HIVE_TYPES})"
-        )
+        query = f"SELECT {', '.join(select)} FROM {source}"
         if polars:
             import polars as pl
 

@@ -35,6 +35,12 @@ def raw_dataset(data_type: str) -> str:
     return f"{RAW}/{validate_data_type(data_type)}"
 
 
+def raw_data_type(dataset: str) -> str | None:
+    """The Tardis data type of a raw dataset (`raw/trades` -> `trades`), None for any other dataset."""
+    schema, *rest = dataset.split("/")
+    return rest[0] if schema == RAW and len(rest) == 1 else None
+
+
 def validate_dataset(dataset: str) -> str:
     """Return the dataset path (`features/depth`) if its segments are plain names, else raise LakeError."""
     segments = dataset.split("/") if isinstance(dataset, str) else []

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from tick_assets.lake.schema import BOOK_LEVELS, LAYOUT, LAYOUTS, LEGACY_LAYOUT
+
 #: Raw data types written as Parquet V2, which makes DuckDB encode int64 columns that miss the dictionary (the
 #: timestamps) as DELTA_BINARY_PACKED, such strings (trade ids) as DELTA_LENGTH_BYTE_ARRAY and such doubles as
 #: BYTE_STREAM_SPLIT. The others stay V1 (PLAIN where the dictionary does not pay): derivative_ticker and
@@ -21,6 +23,11 @@ V2_DATA_TYPES: Final = frozenset(
 )
 
 PARQUET_VERSIONS: Final = ("auto", "V1", "V2")
+
+#: Book snapshots (levels stored as lists) are written PLAIN (V1, no dictionary): zstd then sees each row's
+#: levels next to the previous row's, which is where a book snapshot's redundancy is (0.66x the gzip for
+#: book_snapshot_25 against 1.27x with dictionaries and byte-stream-split, docs/STORAGE.md).
+PLAIN_DATA_TYPES: Final = frozenset(BOOK_LEVELS)
 
 
 @dataclass(frozen=True)
@@ -46,40 +53,53 @@ class ConversionOptions:
     #: DuckDB writes a bloom filter per dictionary-encoded column chunk by default (~10% of a book_snapshot_25
     #: file); lake queries select by partition and time range (zone maps), not by point lookups, so they are off.
     bloom_filters: bool = False
+    #: The columns of raw files (lake/schema.py): lake-v3 (book levels as lists, no stored `*_utc`) or lake-v2.
+    layout: str = LAYOUT
 
     def __post_init__(self) -> None:
         if self.parquet_version not in PARQUET_VERSIONS:
             raise ValueError(
                 f"parquet_version must be one of {PARQUET_VERSIONS}, got {self.parquet_version!r}"
             )
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
 
 
-#: The layout of the lake before issue 14 (DuckDB's default V1 encodings and bloom filters, 65,536-row row groups,
-#: zstd level 3), kept so bench/lake_storage.py can compare against it.
-LEGACY_LAYOUT: Final = {
+#: The lake files before issue 14 (wide book levels and stored `*_utc` columns, DuckDB's default V1 encodings and
+#: bloom filters, 65,536-row row groups, zstd level 3), kept so bench/lake_storage.py can compare against it.
+LEGACY_OPTIONS: Final = {
     "row_group_size": 65_536,
     "zstd_level": 3,
     "parquet_version": "V1",
     "bloom_filters": True,
+    "layout": LEGACY_LAYOUT,
 }
 
 
 def legacy_options(**overrides: object) -> ConversionOptions:
-    """ConversionOptions with the pre-issue-14 Parquet layout (other fields as given, or the defaults)."""
-    return ConversionOptions(**{**LEGACY_LAYOUT, **overrides})  # type: ignore[arg-type]
+    """ConversionOptions with the pre-issue-14 files (other fields as given, or the defaults)."""
+    return ConversionOptions(**{**LEGACY_OPTIONS, **overrides})  # type: ignore[arg-type]
 
 
 def parquet_version(options: ConversionOptions, data_type: str | None = None) -> str:
     """The Parquet format version a file of `data_type` (None: not a raw data type) is written with."""
     if options.parquet_version != "auto":
         return options.parquet_version
+    if _plain(options, data_type):
+        return "V1"
     return "V2" if data_type in V2_DATA_TYPES else "V1"
+
+
+def _plain(options: ConversionOptions, data_type: str | None) -> bool:
+    return options.layout == LAYOUT and options.parquet_version == "auto" and data_type in PLAIN_DATA_TYPES
 
 
 def copy_options(options: ConversionOptions, data_type: str | None = None) -> str:
     """The option list of a DuckDB `COPY ... TO 'x.parquet' (...)` for a lake file (of `data_type`, if raw)."""
+    # A one-byte dictionary limit makes DuckDB write every column PLAIN (it has no per-column switch).
+    plain = ", DICTIONARY_SIZE_LIMIT 1" if _plain(options, data_type) else ""
     return (
         f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {options.zstd_level}, "
         f"ROW_GROUP_SIZE {options.row_group_size}, PARQUET_VERSION {parquet_version(options, data_type)}, "
-        f"WRITE_BLOOM_FILTER {'true' if options.bloom_filters else 'false'}"
+        f"WRITE_BLOOM_FILTER {'true' if options.bloom_filters else 'false'}{plain}"
     )

@@ -19,8 +19,8 @@ import duckdb
 from tick_assets.durable import fsync_path, owned_temp, remove_abandoned_temps
 from tick_assets.lake.convert import sql_string
 from tick_assets.lake.datasets import HIVE_TYPES
-from tick_assets.lake.layout import RAW, raw_dataset, validate_dataset
-from tick_assets.lake.schema import PARTITION_COLUMNS, empty_select, parquet_columns, quote
+from tick_assets.lake.layout import RAW, raw_data_type, raw_dataset, validate_dataset
+from tick_assets.lake.schema import PARTITION_COLUMNS, empty_select, lake_columns, lake_select, quote
 from tick_assets.lake.store import Lake, as_lake
 
 RAW_SCHEMA = RAW
@@ -54,20 +54,19 @@ def view_sql(lake: Lake, dataset: str) -> str | None:
     directory names (a WHERE on them skips files). A raw data type without files gets an empty view with its
     columns; another dataset without files gets none (None)."""
     name = _quoted_view(dataset)
-    schema, *rest = dataset.split("/")
-    raw_type = rest[0] if schema == RAW and len(rest) == 1 else None
+    raw_type = raw_data_type(dataset)
     if not lake.files(dataset):
         if raw_type is None:
             return None
-        partition_cols = ", ".join(f"CAST(NULL AS {t}) AS {quote(c)}" for c, t in PARTITION_COLUMNS)
-        body = empty_select(raw_type).replace(" WHERE false", f", {partition_cols} WHERE false")
-        return f"CREATE OR REPLACE VIEW {name} AS {body}"
-    # Raw views list their columns: the same order as the placeholder view, whatever order DuckDB gives hive keys.
-    # No union_by_name: it would read every file's footer each time the view is bound (thousands of GETs on S3);
-    # every file of a dataset has the columns of its code version, and a new version re-materializes them.
-    columns = (
-        ", ".join(quote(c) for c, _ in (*parquet_columns(raw_type), *PARTITION_COLUMNS)) if raw_type else "*"
-    )
+        return (
+            f"CREATE OR REPLACE VIEW {name} AS {empty_select((*lake_columns(raw_type), *PARTITION_COLUMNS))}"
+        )
+    # Raw views list their columns (the Tardis names, `*_utc` derived: lake/schema.py) in the order of the
+    # placeholder view, whatever order DuckDB gives hive keys. No union_by_name: it would read every file's footer
+    # each time the view is bound (thousands of GETs on S3); every file of a dataset has the columns of its code
+    # version (migrate.check_layout keeps old raw files out), and a new version re-materializes them.
+    partition_cols = ", ".join(quote(c) for c, _ in PARTITION_COLUMNS)
+    columns = f"{lake_select(raw_type)}, {partition_cols}" if raw_type else "*"
     return (
         f"CREATE OR REPLACE VIEW {name} AS SELECT {columns} FROM read_parquet({sql_string(lake.dataset_glob(dataset))}, "
         f"hive_partitioning = true, hive_types = {HIVE_TYPES})"
