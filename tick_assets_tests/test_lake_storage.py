@@ -17,6 +17,7 @@ from tick_assets.emulator.options_chain import write_options_chain
 from tick_assets.lake import write_partition
 from tick_assets.lake.parquet import (
     PLAIN_DATA_TYPES,
+    PLAIN_ROW_GROUP_SIZE,
     V2_DATA_TYPES,
     ConversionOptions,
     legacy_options,
@@ -213,10 +214,12 @@ def test_uuid_trade_ids_are_delta_length_encoded(days, tmp_path) -> None:
 def test_book_snapshots_store_levels_as_plain_lists(days, tmp_path, data_type) -> None:
     assert parquet_version(ConversionOptions(), data_type) == "V1"
     dest = tmp_path / "data.parquet"
-    write_partition(_day(days, data_type, 20_000), dest, data_type)
+    write_partition(_day(days, data_type, 50_000), dest, data_type)
     chunks = _chunks(dest)
     assert pq.ParquetFile(dest).metadata.format_version == "1.0"
     assert str(pq.read_schema(dest).field("asks_price").type) == "list<element: double>"
+    meta = pq.ParquetFile(dest).metadata
+    assert max(meta.row_group(g).num_rows for g in range(meta.num_row_groups)) <= PLAIN_ROW_GROUP_SIZE + 2_048
     assert {c.compression for cs in chunks.values() for c in cs} == {"ZSTD"}
     for column in ("timestamp", "asks_price.list.element", "bids_amount.list.element"):
         assert _encodings(chunks[column]) <= {"PLAIN", "RLE"}, column  # RLE: the list's levels

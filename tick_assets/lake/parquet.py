@@ -28,6 +28,9 @@ PARQUET_VERSIONS: Final = ("auto", "V1", "V2")
 #: levels next to the previous row's, which is where a book snapshot's redundancy is (0.66x the gzip for
 #: book_snapshot_25 against 1.27x with dictionaries and byte-stream-split, docs/STORAGE.md).
 PLAIN_DATA_TYPES: Final = frozenset(BOOK_LEVELS)
+#: Row groups of those types are capped at 32,768 rows: a book_snapshot_25 row is ~8x a trade's width, and
+#: 131,072-row groups cost 10% more conversion time and ~1 GB peak RSS for the same size on disk (0.66x vs 0.67x).
+PLAIN_ROW_GROUP_SIZE: Final = 32_768
 
 
 @dataclass(frozen=True)
@@ -97,9 +100,10 @@ def _plain(options: ConversionOptions, data_type: str | None) -> bool:
 def copy_options(options: ConversionOptions, data_type: str | None = None) -> str:
     """The option list of a DuckDB `COPY ... TO 'x.parquet' (...)` for a lake file (of `data_type`, if raw)."""
     # A one-byte dictionary limit makes DuckDB write every column PLAIN (it has no per-column switch).
-    plain = ", DICTIONARY_SIZE_LIMIT 1" if _plain(options, data_type) else ""
+    plain = _plain(options, data_type)
+    rows = min(options.row_group_size, PLAIN_ROW_GROUP_SIZE) if plain else options.row_group_size
     return (
         f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {options.zstd_level}, "
-        f"ROW_GROUP_SIZE {options.row_group_size}, PARQUET_VERSION {parquet_version(options, data_type)}, "
-        f"WRITE_BLOOM_FILTER {'true' if options.bloom_filters else 'false'}{plain}"
+        f"ROW_GROUP_SIZE {rows}, PARQUET_VERSION {parquet_version(options, data_type)}, "
+        f"WRITE_BLOOM_FILTER {'true' if options.bloom_filters else 'false'}{', DICTIONARY_SIZE_LIMIT 1' if plain else ''}"
     )

@@ -20,6 +20,7 @@ from tick_assets.durable import fsync_path, owned_temp, remove_abandoned_temps
 from tick_assets.lake.convert import sql_string
 from tick_assets.lake.datasets import HIVE_TYPES
 from tick_assets.lake.layout import RAW, raw_data_type, raw_dataset, validate_dataset
+from tick_assets.lake.migrate import check_layout
 from tick_assets.lake.schema import PARTITION_COLUMNS, empty_select, lake_columns, lake_select, quote
 from tick_assets.lake.store import Lake, as_lake
 
@@ -105,6 +106,7 @@ def publish_catalog(path: Path, lake: Lake | Path, datasets: Iterable[str]) -> l
     """Build the catalog of `datasets` into a new file and swap it in for `path` atomically (readers holding the
     old file are not disturbed and no lock on the live file is taken). Returns the view names."""
     lake = as_lake(lake)
+    check_layout(lake)  # views of the current columns over files of an older layout would not bind
     path = Path(path).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned_temps(path.parent, ".tmp")
