@@ -1,0 +1,79 @@
+"""features/book: the book rebuilt from emulator incremental_book_L2 days, sampled on the grid, and its proof."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tick_assets.emulator.synth import write_dataset
+from tick_assets.features.book import book_features, depth_levels, replay_day
+from tick_assets.features.book_proof import proof_figures
+from tick_assets.features.grid import DaySlice
+from tick_assets.lake import LakeError, LocalLake, connect, partition_file, write_partition
+
+DAY = dt.date(2024, 1, 2)
+INSTRUMENT = ("binance-futures", "BTCUSDT")
+
+
+def _store(lake: Path, data_type: str, day: dt.date, scale: int = 20_000) -> None:
+    src = lake.parent / f"{data_type}-{day}.csv.gz"
+    write_dataset(*INSTRUMENT, data_type, day, scale, src)
+    write_partition(src, partition_file(lake, f"raw/{data_type}", *INSTRUMENT, day), data_type)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two emulator days of L2 and the first day's book_snapshot_25."""
+    root = tmp_path_factory.mktemp("book") / "lake"
+    for day in (DAY, DAY + dt.timedelta(days=1)):
+        _store(root, "incremental_book_L2", day)
+    _store(root, "book_snapshot_25", DAY)
+    return root
+
+
+def test_the_book_on_the_grid_has_every_feature_and_holds_together(lake) -> None:
+    day = DaySlice(*INSTRUMENT, DAY)
+    with connect(LocalLake(lake)) as con:
+        table, samples = book_features(con, lake, day, depth=50)
+    frame = table.to_pandas()
+    assert len(frame) == 86_400 and frame["ts"].is_monotonic_increasing
+    for k in depth_levels(50):
+        assert {f"bid_depth_{k}", f"ask_notional_{k}", f"imbalance_{k}"} <= set(frame.columns)
+    for bps in (5, 10, 25, 50, 100):
+        assert {f"bid_depth_{bps}bps", f"ask_depth_{bps}bps", f"imbalance_{bps}bps"} <= set(frame.columns)
+    before = frame["book_ts"].isna()
+    assert 0 < before.sum() < 1_000 and frame.loc[before, "mid"].isna().all()  # no book before the snapshot
+    book = frame[~before]
+    assert (book["staleness_ms"] >= 0).all() and (book["book_ts"] <= book["ts"]).all()
+    assert frame["messages"].sum() == samples.stats.messages
+    assert (book["bid_depth_50"] >= book["bid_depth_25"]).all() and (
+        book["ask_depth_100bps"] >= book["ask_depth_5bps"]
+    ).all()
+    assert np.allclose(book["mid"], (book["best_bid"] + book["best_ask"]) / 2)
+    assert not book["crossed"].any()
+    first = book.iloc[0]
+    assert first["bid_price"][0] == first["best_bid"] and len(first["ask_amount"]) == first["ask_levels"]
+    assert np.all(np.diff(first["bid_price"]) < 0) and np.all(np.diff(first["ask_price"]) > 0)
+
+
+def test_the_rebuilt_top_25_equals_book_snapshot_25_and_the_day_reconciles_with_the_next(lake) -> None:
+    with connect(LocalLake(lake)) as con:
+        figures = proof_figures(con, lake, DaySlice(*INSTRUMENT, DAY))
+        following = proof_figures(con, lake, DaySlice(*INSTRUMENT, DAY + dt.timedelta(days=1)))
+    assert figures["snapshots_compared"] > 10_000
+    assert figures["snapshots_matched"] == figures["snapshots_compared"] and figures["match_rate"] == 1.0
+    assert figures["next_day"] == str(DAY + dt.timedelta(days=1))
+    assert figures["bid_top25_overlap"] > 0.5 and abs(figures["mid_change_bps"]) < 50
+    assert figures["crossed_seconds"] == 0 and figures["invalid_rows"] == 0
+    assert following["snapshots_compared"] is None and following["next_day"] is None  # nothing to compare to
+
+
+def test_a_grouped_dataset_is_refused_with_what_to_do(lake) -> None:
+    with (
+        connect(LocalLake(lake)) as con,
+        pytest.raises(LakeError, match="grouped dataset.*TICK_ASSETS_INSTRUMENTS"),
+    ):
+        replay_day(con, lake, DaySlice("binance", "SPOT", DAY))
