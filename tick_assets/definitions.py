@@ -10,8 +10,8 @@ import dagster as dg
 
 from tick_assets import settings
 from tick_assets.assets.analytics import build_analytics_assets
-from tick_assets.assets.checks import build_feature_checks, build_raw_checks
-from tick_assets.assets.features import build_feature_assets
+from tick_assets.assets.checks import build_book_checks, build_feature_checks, build_raw_checks
+from tick_assets.assets.features import build_book_asset, build_feature_assets
 from tick_assets.assets.io_manager import LakeIOManager
 from tick_assets.assets.partitions import configured_backfill_policy, configured_partitions
 from tick_assets.assets.raw import build_raw_assets
@@ -61,6 +61,11 @@ def build_definitions(
             ),
         ]
         checks += build_feature_checks(depth, trade_bars, partitions_def=partitions)
+    l2 = raw_by_type.get("incremental_book_L2")
+    if l2 is not None:  # the whole book, rebuilt from the L2 updates
+        book_features = build_book_asset(l2, partitions_def=partitions, backfill_policy=backfill_policy)
+        assets.append(book_features)
+        checks += build_book_checks(book_features, partitions_def=partitions)
     lake = lake or LakeResource(data_dir=str(data_dir))
     return dg.Definitions(
         executor=STEP_EXECUTOR,

@@ -18,7 +18,7 @@ from tick_assets.assets.metadata import figures as rounded_figures
 from tick_assets.assets.offered import NOT_OFFERED, latest_materialization, not_offered_reason
 from tick_assets.assets.partitions import day_slices
 from tick_assets.assets.resources import FeatureSettings, LakeResource
-from tick_assets.features import quality
+from tick_assets.features import book_proof, quality
 from tick_assets.features.grid import DaySlice
 
 # A partitions_def on an asset check is preview in Dagster 1.13 and is what gives each partition its own verdict:
@@ -34,6 +34,14 @@ MAX_CROSSED_SHARE = 0.001
 MAX_LOCAL_BEFORE_EXCHANGE_SHARE = 0.01
 #: A longer gap between book snapshots is reported as a warning.
 MAX_SILENCE_SECONDS = 60.0
+#: Share of book_snapshot_25 rows the rebuilt top 25 may miss before a warning (exact on emulator days).
+MAX_SNAPSHOT_MISMATCH_SHARE = 0.001
+#: The day's last book against the next day's opening snapshot: least share of common top-25 price levels,
+#: and the largest mid move across midnight, before a warning.
+MIN_TOP25_OVERLAP = 0.5
+MAX_MIDNIGHT_MID_MOVE_BPS = 50.0
+#: Share of the day the rebuilt book may spend crossed or locked before a warning.
+MAX_CROSSED_OR_LOCKED_SHARE = 0.001
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,76 @@ TRADE_RULES = (
 )
 
 
+BOOK_PROOF_RULES = (
+    Rule(
+        "book_matches_snapshot_25",
+        "the rebuilt top 25 equals raw/book_snapshot_25 at each snapshot's receive time (a warning above 0.1% "
+        "mismatched; not compared without that partition)",
+        (
+            "snapshots_compared",
+            "snapshots_matched",
+            "match_rate",
+            "first_mismatch_local_timestamp",
+            "first_mismatch_row",
+        ),
+        lambda f: not f["snapshots_compared"] or f["match_rate"] >= 1 - MAX_SNAPSHOT_MISMATCH_SHARE,
+        dg.AssetCheckSeverity.WARN,
+    ),
+    Rule(
+        "book_reconciles_with_next_day",
+        "the day's last book against the next day's opening snapshot: at least half of the top-25 price levels in "
+        "common per side and a mid move under 50 bps (not compared until the next day is in the lake)",
+        (
+            "next_day",
+            "bid_top25_overlap",
+            "ask_top25_overlap",
+            "bid_same_size_share",
+            "ask_same_size_share",
+            "bid_mean_abs_size_diff",
+            "ask_mean_abs_size_diff",
+            "mid_change_bps",
+        ),
+        lambda f: (
+            f["next_day"] is None
+            or (
+                min(f["bid_top25_overlap"], f["ask_top25_overlap"]) >= MIN_TOP25_OVERLAP
+                and abs(f.get("mid_change_bps") or 0.0) <= MAX_MIDNIGHT_MID_MOVE_BPS
+            )
+        ),
+        dg.AssetCheckSeverity.WARN,
+    ),
+    Rule(
+        "book_replay_sane",
+        "time the rebuilt book spent crossed or locked (a warning above 0.1% of the day), rows with a missing "
+        "price or amount (a warning), and what the replay met: updates before the first snapshot, re-snapshots, "
+        "deletes of absent levels",
+        (
+            "l2_rows",
+            "messages",
+            "crossed_seconds",
+            "locked_seconds",
+            "crossed_or_locked_share",
+            "invalid_rows",
+            "pre_snapshot_rows",
+            "resnapshots",
+            "absent_deletes",
+        ),
+        lambda f: (
+            f["l2_rows"] is None
+            or (f["crossed_or_locked_share"] <= MAX_CROSSED_OR_LOCKED_SHARE and f["invalid_rows"] == 0)
+        ),
+        dg.AssetCheckSeverity.WARN,
+    ),
+)
+
+
+def _book_proof_figures(con: duckdb.DuckDBPyConnection, lake: Any, day: DaySlice) -> Figures:
+    """proof_figures (None for a figure that does not apply, e.g. no mismatch, no next day), or none at all for
+    a grouped dataset (no book is rebuilt for it)."""
+    shown = dict.fromkeys(n for rule in BOOK_PROOF_RULES for n in rule.shown)
+    return shown if day.grouped else shown | book_proof.proof_figures(con, lake, day)
+
+
 def _lake_checks(
     asset: dg.AssetsDefinition,
     rules: tuple[Rule, ...],
@@ -228,6 +306,43 @@ def build_raw_checks(
     return checks
 
 
+def _grid_check(
+    asset: dg.AssetsDefinition, value_column: str | None, partitions_def: dg.MultiPartitionsDefinition
+) -> dg.AssetChecksDefinition:
+    """grid_complete of one feature asset: a full grid of its day, no missing `value_column` after the first."""
+    dataset = dataset_of(asset.key)
+
+    @dg.asset_check(asset=asset, partitions_def=partitions_def, blocking=True, name="grid_complete")
+    def grid_complete(
+        context: dg.AssetCheckExecutionContext, lake: LakeResource, features: FeatureSettings
+    ) -> Iterator[dg.AssetCheckEvaluation]:
+        """Every grid point of the day is there once and, after the first book, none lacks a value."""
+        with lake.connect() as con:
+            keyed = [
+                (key, quality.grid_figures(con, lake.lake, dataset, day, value_column))
+                for key, day in day_slices(context.partition_keys, features.grid_step_ms)
+            ]
+        check_key = dg.AssetCheckKey(asset.key, "grid_complete")
+        for key, f in keyed:
+            passed = (
+                f["rows"] == f["rows_in_day"] == f["distinct_ts"] == f["expected_rows"]
+                and f["missing_after_first"] == 0
+            )
+            yield _evaluation(
+                check_key,
+                key,
+                _target(context, asset.key, key),
+                passed,
+                dg.AssetCheckSeverity.ERROR,
+                True,
+                f,
+                f"{dataset}: a full grid of its day and instrument, no gaps after the first value",
+            )
+        yield from _check_outputs(context)
+
+    return grid_complete
+
+
 def build_feature_checks(
     depth: dg.AssetsDefinition,
     trade_bars: dg.AssetsDefinition,
@@ -235,38 +350,15 @@ def build_feature_checks(
     partitions_def: dg.MultiPartitionsDefinition,
 ) -> list[dg.AssetChecksDefinition]:
     """Grid coverage of both feature tables, and no missing mid after the day's first snapshot."""
+    return [_grid_check(depth, "mid", partitions_def), _grid_check(trade_bars, None, partitions_def)]
 
-    def build(asset: dg.AssetsDefinition, value_column: str | None) -> dg.AssetChecksDefinition:
-        dataset = dataset_of(asset.key)
 
-        @dg.asset_check(asset=asset, partitions_def=partitions_def, blocking=True, name="grid_complete")
-        def grid_complete(
-            context: dg.AssetCheckExecutionContext, lake: LakeResource, features: FeatureSettings
-        ) -> Iterator[dg.AssetCheckEvaluation]:
-            """Every grid point of the day is there once and, after the first book, none lacks a value."""
-            with lake.connect() as con:
-                keyed = [
-                    (key, quality.grid_figures(con, lake.lake, dataset, day, value_column))
-                    for key, day in day_slices(context.partition_keys, features.grid_step_ms)
-                ]
-            check_key = dg.AssetCheckKey(asset.key, "grid_complete")
-            for key, f in keyed:
-                passed = (
-                    f["rows"] == f["rows_in_day"] == f["distinct_ts"] == f["expected_rows"]
-                    and f["missing_after_first"] == 0
-                )
-                yield _evaluation(
-                    check_key,
-                    key,
-                    _target(context, asset.key, key),
-                    passed,
-                    dg.AssetCheckSeverity.ERROR,
-                    True,
-                    f,
-                    f"{dataset}: a full grid of its day and instrument, no gaps after the first value",
-                )
-            yield from _check_outputs(context)
-
-        return grid_complete
-
-    return [build(depth, "mid"), build(trade_bars, None)]
+def build_book_checks(
+    book: dg.AssetsDefinition, *, partitions_def: dg.MultiPartitionsDefinition
+) -> list[dg.AssetChecksDefinition]:
+    """features/book: its grid, and the proof of the rebuilt book (book_proof: against book_snapshot_25, against
+    the next day's opening snapshot, and the replay's own figures)."""
+    return [
+        _grid_check(book, "mid", partitions_def),
+        _lake_checks(book, BOOK_PROOF_RULES, _book_proof_figures, partitions_def),
+    ]

@@ -1,15 +1,17 @@
-"""features/depth and features/trade_bars: the raw lake partitions on a fixed UTC grid, stored in the lake."""
+"""features/depth, features/trade_bars and features/book: the raw lake partitions on a fixed UTC grid, in the lake."""
 
 import warnings
 from collections.abc import Callable
 
 import dagster as dg
+import duckdb
 
 from tick_assets.assets.metadata import figures
 from tick_assets.assets.offered import NOT_OFFERED, not_offered_upstream
 from tick_assets.assets.partitions import day_slices
 from tick_assets.assets.reporting import PartitionOutcome, report
 from tick_assets.assets.resources import LAKE_IO, FeatureSettings, LakeResource
+from tick_assets.features.book import grid_table
 from tick_assets.features.depth import depth_sql
 from tick_assets.features.grid import DaySlice
 from tick_assets.features.quality import one_row
@@ -35,16 +37,31 @@ FOLLOW_UPSTREAM = (
 ).with_label("after its upstream partitions land and pass their blocking checks")
 
 
+#: The SQL of one partition's rows, on the step's connection (which it may register relations on).
+FeatureQuery = Callable[[duckdb.DuckDBPyConnection, Lake, DaySlice, FeatureSettings], str]
+
+
+def _sql_only(query: Callable[[Lake, DaySlice], str]) -> FeatureQuery:
+    return lambda _con, lake, day, _settings: query(lake, day)
+
+
+def _book_query(con: duckdb.DuckDBPyConnection, lake: Lake, day: DaySlice, settings: FeatureSettings) -> str:
+    con.register("features_book_day", grid_table(con, lake, day, settings.book_depth))
+    return "SELECT * FROM features_book_day"
+
+
 def _build_feature_asset(
     name: str,
     upstream: dg.AssetsDefinition,
-    query: Callable[[Lake, DaySlice], str],
+    query: FeatureQuery,
     summary_sql: str,
     description: str,
     partitions_def: dg.MultiPartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
+    code_version: str | None = None,
 ) -> dg.AssetsDefinition:
-    code_version = f"{name}-v2"  # v2: one Parquet file per partition in the lake (was a warehouse table)
+    # v2: one Parquet file per partition in the lake (was a warehouse table)
+    code_version = code_version or f"{name}-v2"
     dataset = f"{FEATURES_SCHEMA}/{name}"
 
     @dg.asset(
@@ -73,7 +90,7 @@ def _build_feature_asset(
                         con,
                         lake.lake,
                         day.partition(dataset),
-                        query(lake.lake, day),
+                        query(con, lake.lake, day, features),
                         lake.conversion_options(),
                     )
                     summary = one_row(
@@ -124,7 +141,7 @@ def build_feature_assets(
         _build_feature_asset(
             "depth",
             book,
-            depth_sql,
+            _sql_only(depth_sql),
             "SELECT count(mid) AS rows_with_book, avg(spread_bps) AS mean_spread_bps, sum(updates) AS book_updates "
             "FROM {source}",
             "Order book on a fixed UTC grid (last snapshot at or before each point): mid, spread, microprice, "
@@ -135,7 +152,7 @@ def build_feature_assets(
         _build_feature_asset(
             "trade_bars",
             trades,
-            trade_bars_sql,
+            _sql_only(trade_bars_sql),
             "SELECT count(open) AS rows_with_trades, sum(trades) AS trades, sum(volume) AS volume "
             "FROM {source}",
             "Trades on the same grid, bar t = [t, t + step): OHLC, volume, notional, VWAP, count, buy, sell "
@@ -144,3 +161,28 @@ def build_feature_assets(
             backfill_policy,
         ),
     ]
+
+
+def build_book_asset(
+    l2: dg.AssetsDefinition,
+    *,
+    partitions_def: dg.MultiPartitionsDefinition,
+    backfill_policy: dg.BackfillPolicy,
+) -> dg.AssetsDefinition:
+    """features/book: the whole book rebuilt from raw/incremental_book_L2, on the grid of features/depth."""
+    return _build_feature_asset(
+        "book",
+        l2,
+        _book_query,
+        "SELECT count(mid) AS rows_with_book, avg(spread_bps) AS mean_spread_bps, sum(messages) AS messages, "
+        "max(bid_levels) AS max_bid_levels, max(ask_levels) AS max_ask_levels, "
+        "avg(bid_depth_100bps + ask_depth_100bps) AS mean_depth_100bps, count(*) FILTER (WHERE crossed) AS "
+        "crossed_rows FROM {source}",
+        "The whole order book rebuilt from incremental_book_L2 (a compiled kernel, tick_assets/book) on the grid "
+        "of features/depth: top N levels (setting book_depth), touch, mid, spread, microprice, depth and notional "
+        "at 1/5/10/25/50/N levels, depth within 5/10/25/50/100 bps of the mid over the whole book, imbalances, "
+        "levels per side, staleness, messages per interval, crossed/locked.",
+        partitions_def,
+        backfill_policy,
+        code_version="book-v1",
+    )

@@ -141,3 +141,5 @@ class FeatureSettings(dg.ConfigurableResource):
     #: Grid step of features/depth and features/trade_bars; changing it needs a re-materialization of every
     #: partition (one table holds one grid).
     grid_step_ms: int = 1000
+    #: Levels per side of features/book's top-of-book lists and its deepest depth column (depth at N levels).
+    book_depth: int = 50

@@ -133,3 +133,13 @@ def book_features(
     """One day of features/book (and the samples with the replay's statistics)."""
     samples, _ = replay_day(con, lake, day, depth=depth, bands_bps=bands_bps)
     return book_table(samples, day), samples
+
+
+def grid_table(
+    con: duckdb.DuckDBPyConnection, lake: Lake | Path, day: DaySlice, depth: int = DEFAULT_DEPTH
+) -> pa.Table:
+    """The features/book rows of a day; a grouped dataset gets the grid without a book, as in features/depth
+    (its rows mix instruments; `replay_day` refuses it)."""
+    if day.grouped:
+        return book_table(BookReplay(grid_times(day), depth=depth).finish(), day)
+    return book_features(con, lake, day, depth=depth)[0]
