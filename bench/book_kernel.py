@@ -7,13 +7,15 @@ arrays for the kernel, a list of tuples for the loop), on one core; the kernel a
 (DuckDB decoding the columns in record batches, then the kernel: what features/book does). Checks that both give
 the same samples.
 
-Run: .venv/bin/python bench/book_kernel.py [--scale 2000000] [--workdir DIR]
+Run: .venv/bin/python bench/book_kernel.py [--scale 2000000] [--workdir DIR] [--json]
+(bench/run.py's `book` section runs it with --json: one line of figures instead of the table)
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 import tempfile
 import time
@@ -50,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=2_000_000, help="book events of the synthetic day")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--json", action="store_true", help="print one JSON line of figures")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = args.workdir or Path(tmp)
@@ -83,6 +86,10 @@ def main() -> None:
     for name in ("top_price", "top_size", "band_depth", "levels", "last_ts", "messages"):
         np.testing.assert_array_equal(getattr(ours, name), getattr(ref, name), err_msg=name)
     levels = ours.levels[ours.levels[:, 0] >= 0]
+    if args.json:
+        figures = {"rows": n, "loop_s": loop_s, "kernel_s": kernel_s, "parquet_s": parquet_s}
+        print(json.dumps(figures | {"max_levels": int(levels.max()), "messages": ours.stats.messages}))
+        return
     print(
         f"day: {n:,} incremental_book_L2 rows (scale {args.scale:,}), {ours.stats.messages:,} messages, "
         f"levels per side median {int(np.median(levels[:, 0]))} / {int(np.median(levels[:, 1]))}, max "

@@ -4,6 +4,7 @@ Sections (all against emulators on 127.0.0.1 started here and stopped at the end
   ingest     csv.gz -> typed Parquet (trades 2M rows, book_snapshot_25 500k and 2M rows) vs DuckDB's own COPY,
              pandas read_csv + to_parquet and gunzip to /dev/null; rows/s, MB/s, peak RSS (fresh process each)
   features   features/depth and features/trade_bars on the same days vs the per-row Python loop of a script
+  book       the order book kernel (numba) on an incremental_book_L2 day vs a plain-Python dict book
   downloads  achieved req/s against an emulator enforcing R req/s: limiter at R with 1 and 4 processes, and a
              limiter set above the server's limit (429s, time against the ideal)
   backfill   a 30-day x 2-instrument backfill of the whole graph through the Dagster daemon: wall time, runs,
@@ -203,6 +204,50 @@ def features(work: Path, sizes: dict[str, list[int]]) -> Section:
     return section
 
 
+def book(work: Path, scale: int) -> Section:
+    """The book kernel against the plain-Python dict book on one L2 day (bench/book_kernel.py, fresh process)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "book_kernel.py"),
+            "--scale",
+            str(scale),
+            "--workdir",
+            str(work),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=BENCH.parent,
+    )
+    f = json.loads(done.stdout.strip().splitlines()[-1])
+    n = f["rows"]
+    section = Section("book")
+    section.details = [
+        f"incremental_book_L2 day of scale {scale:,}: {n:,} rows, {f['messages']:,} messages, at most "
+        f"{f['max_levels']:,} levels a side; sampled on the 1 s grid (top 50, 5 bands)",
+        "",
+        "| method | seconds | M rows/s |",
+        "|---|---:|---:|",
+        f"| plain-Python dict book, rows in memory | {f['loop_s']:.2f} | {n / f['loop_s'] / 1e6:.2f} |",
+        f"| kernel (numba), rows in memory, one core | {f['kernel_s']:.3f} | {n / f['kernel_s'] / 1e6:.1f} |",
+        f"| kernel from the lake Parquet (DuckDB + kernel) | {f['parquet_s']:.3f} | {n / f['parquet_s'] / 1e6:.1f} |",
+    ]
+    rate = n / f["kernel_s"]
+    section.targets.append(
+        Target(
+            "book kernel, one core (rows in memory)",
+            f"{rate / 1e6:.1f}M rows/s",
+            f"plain-Python dict book {n / f['loop_s'] / 1e6:.2f}M rows/s",
+            f["loop_s"] / f["kernel_s"],
+            ">= 10M rows/s",
+            rate >= 10e6,
+        )
+    )
+    return section
+
+
 def _download_run(server, work: Path, name: str, processes: int, requests: int, rate: float) -> dict:
     """`processes` workers x 4 threads sharing one SQLite limiter at `rate`; start times of every request."""
     db = work / f"limiter-{name}.sqlite"
@@ -396,7 +441,7 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="a tenth of the sizes, 5-day backfill (smoke run)"
     )
-    parser.add_argument("--only", default="ingest,features,downloads,backfill")
+    parser.add_argument("--only", default="ingest,features,book,downloads,backfill")
     parser.add_argument("--workdir", type=Path, help="keeps generated days between runs")
     parser.add_argument("--write", type=Path, help="also write the report to this markdown file")
     args = parser.parse_args()
@@ -407,6 +452,7 @@ def main() -> None:
     runners: dict[str, Callable[[], Section]] = {
         "ingest": lambda: ingest(work, sizes),
         "features": lambda: features(work, sizes),
+        "book": lambda: book(work, scale=2_000_000 // div),
         "downloads": lambda: downloads(work, rate=20, requests=200 // div * 2),
         "backfill": lambda: backfill(work, days=5 if args.quick else 30, scale=2000),
     }

@@ -55,6 +55,7 @@ def test_demo_backfills_every_asset_through_the_daemon(tmp_path, monkeypatch) ->
     expected_assets = {f"raw/{t}" for t in settings.raw_data_types()} | {
         "features/depth",
         "features/trade_bars",
+        "features/book",
         "analytics/microstructure_1m",
         "analytics/daily_summary",
     }
@@ -76,12 +77,13 @@ def test_demo_backfills_every_asset_through_the_daemon(tmp_path, monkeypatch) ->
             served = _served_rows(data_dir / "tardis", data_type)
             # The views, the materialization metadata and what the emulator served agree row for row.
             assert in_views == result.rows[f"raw/{data_type}"] == served > 0, data_type
-        for table in ("features.depth", "features.trade_bars"):
+        for table in ("features.depth", "features.trade_bars", "features.book"):
             per_partition = con.execute(
                 f"SELECT count(*) FROM {table} GROUP BY instrument, ts::DATE"
             ).fetchall()
             assert sorted(n for (n,) in per_partition) == [GRID_ROWS_PER_DAY] * partitions, table
         assert con.execute("SELECT count(*) FROM features.depth WHERE mid IS NOT NULL").fetchone()[0] > 0
+        assert con.execute("SELECT count(*) FROM features.book WHERE mid IS NOT NULL").fetchone()[0] > 0
         minutes = con.execute("SELECT count(*) FROM analytics.microstructure_1m").fetchone()[0]
         assert minutes == result.rows["analytics/microstructure_1m"] == 1440 * partitions
         days = con.execute(

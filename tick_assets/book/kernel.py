@@ -227,6 +227,7 @@ def run(
 
     Returns (code, row): DONE, or NEED_CAPACITY / BACKWARDS with the row to resume from (or the bad row)."""
     book = (keys, sizes, counts)
+    n_samples = sample_ts.shape[0]
     outputs = (top_price, top_size, band_depth, levels, last_ts, messages)
     for i in range(start, local_ts.shape[0]):
         ts = local_ts[i]
@@ -234,7 +235,10 @@ def run(
             return BACKWARDS, i
         if state[STARTED] == 0 or ts != state[CURRENT_TS]:
             # the message before row i is complete (or there is none yet): the book may be read now
-            _emit_before(ts, *book, state, sample_ts, bands, *outputs)
+            if (
+                state[CURSOR] < n_samples and sample_ts[state[CURSOR]] < ts
+            ):  # the call is not free: test first
+                _emit_before(ts, *book, state, sample_ts, bands, *outputs)
             if state[STARTED] == 1:
                 _account(keys, counts, state, ts)
                 if state[SEEN_SNAPSHOT] == 1:
