@@ -22,7 +22,7 @@ from typing import Any
 from tick_assets.durable import owned_temp, remove_abandoned_temps
 from tick_assets.lake.errors import LakeError
 from tick_assets.lake.layout import EXCHANGE_KEY, PARTITION_FILE_NAME, TEMP_SUFFIX, validate_dataset
-from tick_assets.lake.store import Lake, LakeWriteError, write_error
+from tick_assets.lake.store import Lake, LakeWriteError, write_errors
 
 #: Files above this go up as a multipart upload (parts of this size); below it, one PutObject.
 MULTIPART_BYTES = 64 * 1024 * 1024
@@ -146,14 +146,8 @@ class S3Lake(Lake):
         remove_abandoned_temps(self.scratch, TEMP_SUFFIX)
         tmp = owned_temp(self.scratch / PARTITION_FILE_NAME, TEMP_SUFFIX)
         try:
-            try:
+            with write_errors(self.uri(relpath)):  # the scratch disk (full, gone): nothing was uploaded
                 yield tmp
-            except OSError as exc:  # the scratch disk (full, gone): nothing was uploaded
-                raise write_error(self.uri(relpath), exc) from exc
-            except Exception as exc:  # DuckDB reports a full disk as its own IOException
-                if "No space left" in str(exc) or "Disk full" in str(exc):
-                    raise write_error(self.uri(relpath), exc) from exc
-                raise
             config = TransferConfig(multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES)
             try:
                 self.client.upload_file(str(tmp), self.bucket, self._key(relpath), Config=config)

@@ -123,14 +123,8 @@ class LocalLake(Lake):
             raise write_error(dest, exc) from exc
         tmp = owned_temp(dest, TEMP_SUFFIX)
         try:
-            try:
+            with write_errors(dest):
                 yield tmp
-            except OSError as exc:
-                raise write_error(dest, exc) from exc
-            except Exception as exc:  # DuckDB reports a full disk as its own IOException
-                if "No space left" in str(exc) or "Disk full" in str(exc):
-                    raise write_error(dest, exc) from exc
-                raise
             try:
                 fsync_path(tmp)
                 os.replace(tmp, dest)
@@ -141,9 +135,30 @@ class LocalLake(Lake):
             tmp.unlink(missing_ok=True)
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """A full disk, as the OS reports it or as DuckDB does (its own IOException, no errno)."""
+    return (
+        getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc) or "Disk full" in str(exc)
+    )
+
+
+@contextmanager
+def write_errors(dest: Path | str) -> Iterator[None]:
+    """Turn a failure of the block writing the temp file of `dest` into LakeWriteError (any OSError, and a
+    full disk however it is reported); other errors pass through."""
+    try:
+        yield
+    except OSError as exc:
+        raise write_error(dest, exc) from exc
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise write_error(dest, exc) from exc
+        raise
+
+
 def write_error(dest: Path | str, exc: BaseException) -> LakeWriteError:
     """The LakeWriteError of a failed write of `dest`: what went wrong, that nothing stored changed, what to do."""
-    if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc) or "Disk full" in str(exc):
+    if is_disk_full(exc):
         why = "no space left on the device"
         todo = "free space on the lake's or the scratch folder's disk (or point TICK_ASSETS_LAKE elsewhere) and re-run"
     else:
