@@ -109,22 +109,11 @@ def _best(keys: np.ndarray, counts: np.ndarray, side: int) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _emit(
-    k: int,
-    keys: np.ndarray,
-    sizes: np.ndarray,
-    counts: np.ndarray,
-    state: np.ndarray,
-    bands: np.ndarray,
-    top_price: np.ndarray,
-    top_size: np.ndarray,
-    band_depth: np.ndarray,
-    levels: np.ndarray,
-    last_ts: np.ndarray,
-    messages: np.ndarray,
-) -> None:
+def _emit(k: int, book: tuple, state: np.ndarray, bands: np.ndarray, out: tuple) -> None:
     """Write sample k: the top levels, the depth within each band of the mid over the whole book, the level
     counts, the last message's time and the messages applied so far. Before the first snapshot: left empty."""
+    keys, sizes, counts = book
+    top_price, top_size, band_depth, levels, last_ts, messages = out
     messages[k] = state[MESSAGES]
     if state[SEEN_SNAPSHOT] == 0:
         levels[k, 0] = -1
@@ -179,26 +168,12 @@ def _account(keys: np.ndarray, counts: np.ndarray, state: np.ndarray, until: int
 
 @njit(cache=True, nogil=True)
 def _emit_before(
-    ts: int,
-    keys: np.ndarray,
-    sizes: np.ndarray,
-    counts: np.ndarray,
-    state: np.ndarray,
-    sample_ts: np.ndarray,
-    bands: np.ndarray,
-    top_price: np.ndarray,
-    top_size: np.ndarray,
-    band_depth: np.ndarray,
-    levels: np.ndarray,
-    last_ts: np.ndarray,
-    messages: np.ndarray,
+    ts: int, book: tuple, state: np.ndarray, sample_ts: np.ndarray, bands: np.ndarray, out: tuple
 ) -> None:
     """Take every pending sample whose time is before `ts` from the book as it is now."""
     while state[CURSOR] < sample_ts.shape[0] and sample_ts[state[CURSOR]] < ts:
         c = state[CURSOR]
-        _emit(
-            c, keys, sizes, counts, state, bands, top_price, top_size, band_depth, levels, last_ts, messages
-        )
+        _emit(c, book, state, bands, out)
         state[CURSOR] = c + 1
 
 
@@ -210,25 +185,17 @@ def run(
     price: np.ndarray,
     amount: np.ndarray,
     start: int,
-    keys: np.ndarray,
-    sizes: np.ndarray,
-    counts: np.ndarray,
+    book: tuple,
     state: np.ndarray,
     sample_ts: np.ndarray,
     bands: np.ndarray,
-    top_price: np.ndarray,
-    top_size: np.ndarray,
-    band_depth: np.ndarray,
-    levels: np.ndarray,
-    last_ts: np.ndarray,
-    messages: np.ndarray,
+    out: tuple,
 ) -> tuple[int, int]:
     """Apply rows [start, len) of a chunk, taking every sample whose time is before the next message.
 
     Returns (code, row): DONE, or NEED_CAPACITY / BACKWARDS with the row to resume from (or the bad row)."""
-    book = (keys, sizes, counts)
+    keys, sizes, counts = book
     n_samples = sample_ts.shape[0]
-    outputs = (top_price, top_size, band_depth, levels, last_ts, messages)
     for i in range(start, local_ts.shape[0]):
         ts = local_ts[i]
         if state[STARTED] == 1 and ts < state[CURRENT_TS]:
@@ -238,7 +205,7 @@ def run(
             if (
                 state[CURSOR] < n_samples and sample_ts[state[CURSOR]] < ts
             ):  # the call is not free: test first
-                _emit_before(ts, *book, state, sample_ts, bands, *outputs)
+                _emit_before(ts, book, state, sample_ts, bands, out)
             if state[STARTED] == 1:
                 _account(keys, counts, state, ts)
                 if state[SEEN_SNAPSHOT] == 1:
@@ -274,23 +241,9 @@ def run(
 
 @njit(cache=True, nogil=True)
 def finish(
-    keys: np.ndarray,
-    sizes: np.ndarray,
-    counts: np.ndarray,
-    state: np.ndarray,
-    sample_ts: np.ndarray,
-    bands: np.ndarray,
-    top_price: np.ndarray,
-    top_size: np.ndarray,
-    band_depth: np.ndarray,
-    levels: np.ndarray,
-    last_ts: np.ndarray,
-    messages: np.ndarray,
-    end_ts: int,
+    book: tuple, state: np.ndarray, sample_ts: np.ndarray, bands: np.ndarray, out: tuple, end_ts: int
 ) -> None:
     """After the last row: take the remaining samples and account crossed/locked time up to `end_ts`."""
-    _emit_before(
-        _AFTER_EVERYTHING, keys, sizes, counts, state, sample_ts, bands,
-        top_price, top_size, band_depth, levels, last_ts, messages,
-    )  # fmt: skip
+    _emit_before(_AFTER_EVERYTHING, book, state, sample_ts, bands, out)
+    keys, _, counts = book
     _account(keys, counts, state, end_ts)

@@ -124,10 +124,10 @@ class BookReplay:
         ]
         start = 0
         while True:
+            book = (self.keys, self.sizes, self.counts)
             code, row = kernel.run(
-                *arrays, start, self.keys, self.sizes, self.counts, self.state, self.sample_ts, self._bands,
-                *self._outputs(),
-            )  # fmt: skip
+                *arrays, start, book, self.state, self.sample_ts, self._bands, self._outputs()
+            )
             if code == kernel.DONE:
                 break
             if code == kernel.BACKWARDS:
@@ -168,16 +168,8 @@ class BookReplay:
         A stream with rows but no snapshot cannot give a book: BookReplayError unless `require_snapshot` is off."""
         if not self._finished:
             end = int(end_ts) if end_ts is not None else int(self.state[kernel.CURRENT_TS])
-            kernel.finish(
-                self.keys,
-                self.sizes,
-                self.counts,
-                self.state,
-                self.sample_ts,
-                self._bands,
-                *self._outputs(),
-                end,
-            )
+            book = (self.keys, self.sizes, self.counts)
+            kernel.finish(book, self.state, self.sample_ts, self._bands, self._outputs(), end)
             self._finished = True
         stats = self.stats()
         if require_snapshot and self._rows_seen and stats.snapshots == 0:
