@@ -304,21 +304,84 @@ def test_l2_replay_reproduces_book_snapshot_25(
     first, groups = _l2_shape(l2)
     assert (first > 0) == pre_rows
     assert (len(groups) > 1) == reconnect
-    assert all(count == 50 for _, count in groups)  # 25 levels a side, every time
+    assert all(count > 50 for _, count in groups)  # 25 levels a side and the deep book beyond them
     assert groups[0][0] == first
     replayed, skipped, resets = _replay_l2(l2, 25)
     assert skipped == first
     assert resets == len(groups)
     ap, aa, bp, ba = _levels(snap, 25)
-    assert len(replayed) == len(snap["local_timestamp"])
-    for i, (local, asks, bids) in enumerate(replayed):
+    # a message that changes only the deep book leaves the top 25 as it was: book_snapshot_25 has no row for it
+    changed = [i for i, r in enumerate(replayed) if i == 0 or r[1:] != replayed[i - 1][1:]]
+    assert len(changed) == len(snap["local_timestamp"]) <= len(replayed)
+    for i, (local, asks, bids) in enumerate(replayed[j] for j in changed):
         assert local == snap["local_timestamp"][i]
         assert asks == list(zip(ap[i].tolist(), aa[i].tolist(), strict=True)), i
         assert bids == list(zip(bp[i].tolist(), ba[i].tolist(), strict=True)), i
     ts = l2.column("timestamp").to_numpy()[first:]
     lt = l2.column("local_timestamp").to_numpy()[first:]
     starts = np.concatenate([[True], lt[1:] != lt[:-1]])
-    assert np.array_equal(ts[starts], snap["timestamp"])  # one group per snapshot row, same timestamps
+    assert np.array_equal(
+        ts[starts][changed], snap["timestamp"]
+    )  # one group per snapshot row, same timestamps
+
+
+@pytest.mark.parametrize(
+    ("exchange", "symbol"), [("binance-futures", "BTCUSDT"), ("deribit", "BTC-PERPETUAL")]
+)
+def test_l2_is_the_models_whole_deep_book(exchange: str, symbol: str) -> None:
+    """Replaying the L2 rows gives, after any message, the model's window plus its deep book (hundreds to thousands
+    of levels a side over several percent of the price), and never deletes a level that is not there."""
+    day = _days_with(exchange, symbol, True, False, scale=5000)
+    mk = synth._market(exchange, symbol, day, 5000)
+    l2 = synth.generate_table(exchange, symbol, "incremental_book_L2", day, 5000)
+    rows = zip(
+        *(l2.column(c).to_pylist() for c in ("local_timestamp", "is_snapshot", "side", "price", "amount")),
+        strict=True,
+    )
+    unit = 10.0**-mk.spec.price_decimals * mk.spec.tick_units  # one tick in price units
+    checked_events = set(range(1, mk.n, 397)) | {int(e) for e in mk.toggle_event[:5]}
+    event_of = {int(t): e for e, t in enumerate(mk.local)}
+    books: dict[str, dict[float, float]] = {"bid": {}, "ask": {}}
+    prev_snapshot, absent, checked = False, 0, 0
+    pending = None
+
+    def model_book(e: int) -> dict[str, set[float]]:
+        out = {}
+        for name, side, lo, hi, window in (
+            ("ask", synth._ASK, int(mk.ask[e]) + 25, mk.deep_hi, int(mk.ask[e]) + np.arange(25)),
+            ("bid", synth._BID, mk.deep_lo, int(mk.bid[e]) - 25, int(mk.bid[e]) - np.arange(25)),
+        ):
+            deep = np.arange(lo, hi + 1)
+            deep = deep[mk.deep_exists(side, deep, np.full(deep.size, e))]
+            out[name] = {round(float(p) * unit, 8) for p in np.concatenate([window, deep])}
+        return out
+
+    def check(e: int) -> None:
+        want = model_book(e)
+        for name in ("ask", "bid"):
+            assert {round(p, 8) for p in books[name]} == want[name], (e, name)
+
+    for local, is_snapshot, side, price, amount in rows:
+        if pending is not None and local != pending[0]:
+            check(pending[1])
+            checked += 1
+            pending = None
+        if is_snapshot and not prev_snapshot:
+            books = {"bid": {}, "ask": {}}
+        prev_snapshot = is_snapshot
+        if amount == 0:
+            absent += price not in books[side]
+            books[side].pop(price, None)
+        else:
+            books[side][price] = amount
+        e = event_of.get(local)
+        if e in checked_events:
+            pending = (local, e)
+    assert absent == 0 and checked > 5
+    levels = {name: len(levels) for name, levels in books.items()}
+    assert min(levels.values()) > 300, levels
+    span = (max(books["ask"]) - min(books["bid"])) / max(books["bid"])
+    assert span > 0.05  # several percent of the price
 
 
 def test_reconnect_snapshot_replaces_the_book() -> None:
@@ -336,9 +399,9 @@ def test_reconnect_snapshot_replaces_the_book() -> None:
         assert snap["local_timestamp"][row] == local[a]
         assert 0.1 < row / len(snap["local_timestamp"]) < 0.95  # mid-day
         assert a > 0 and not l2.column("is_snapshot")[a - 1].as_py()  # after updates: discard the book
-        got_asks, got_bids = (
-            price[a : a + count][side[a : a + count] == "ask"],
-            price[a : a + count][side[a : a + count] == "bid"],
+        got_asks, got_bids = (  # the window's 25 a side come first, the deep book after them
+            price[a : a + count][side[a : a + count] == "ask"][:25],
+            price[a : a + count][side[a : a + count] == "bid"][:25],
         )
         assert np.array_equal(got_asks, ap[row]) and np.array_equal(got_bids, bp[row])
         # the book before had levels the snapshot does not list: a reader that merges would keep stale levels

@@ -55,7 +55,13 @@ def test_the_book_on_the_grid_has_every_feature_and_holds_together(lake) -> None
     assert np.allclose(book["mid"], (book["best_bid"] + book["best_ask"]) / 2)
     assert not book["crossed"].any()
     first = book.iloc[0]
-    assert first["bid_price"][0] == first["best_bid"] and len(first["ask_amount"]) == first["ask_levels"]
+    assert first["bid_price"][0] == first["best_bid"] and len(first["ask_amount"]) == min(
+        50, first["ask_levels"]
+    )
+    # the emulator's book is deep: the bands see what 25 or 50 levels cannot
+    assert (book["bid_levels"] > 300).all() and (book["ask_levels"] > 300).all()
+    assert (book["bid_depth_100bps"] > 2 * book["bid_depth_50"]).mean() > 0.99
+    assert (book["ask_depth_25bps"] > book["ask_depth_25"]).mean() > 0.99
     assert np.all(np.diff(first["bid_price"]) < 0) and np.all(np.diff(first["ask_price"]) > 0)
 
 

@@ -16,6 +16,12 @@ The model (all numpy, no per-event Python loop):
   sizes drift by small amounts as in real books. Every data type (snapshots, quotes, L2 diffs, trades at the
   touch, ticker, liquidations) is read off this one model, which makes them mutually consistent: replaying
   ``incremental_book_L2`` reproduces ``book_snapshot_25`` exactly.
+* Beyond the window, ``incremental_book_L2`` carries the deep book real feeds send: on each side, levels at 12%
+  of the ticks within 5% of the day's open (hundreds to thousands of levels a side), resting at the window's size
+  function (a level that falls out of the window keeps its size), and on 1% of the events a far-away level appears
+  or leaves. A move past the window drops the deep levels the touch passed over and shows those between the old
+  touch and the new window. The top 25 levels are always the window, so ``book_snapshot_25``, ``book_snapshot_5``
+  and ``quotes`` are exactly the top of the L2 book; a message that changes only the deep book has no snapshot row.
 * ``incremental_book_L2`` has what real files have: on about half of the days a few buffered update rows before
   the first snapshot (readers must skip them), and on about 60% of the days one or two mid-day reconnects, where
   the feed sends the whole book again as a group of ``is_snapshot=true`` rows sharing one ``local_timestamp``
@@ -96,6 +102,11 @@ _RECONNECTS_P = (0.4, 0.5, 0.1)  # probability of 0, 1, 2 mid-day reconnects (a 
 _RECONNECT_MIN_EVENTS = 200  # smaller days never reconnect
 _PRE_SNAPSHOT_P = 0.5  # probability that an L2 day starts with buffered updates before its first snapshot
 _PRE_SNAPSHOT_MAX_ROWS = 8
+#: The deep book, seen only in incremental_book_L2: beyond the 25-level window, levels at a share of the ticks
+#: within DEEP_RANGE of the day's open on each side, at rest unless an occasional far-away order appears or leaves.
+DEEP_RANGE = 0.05
+_DEEP_DENSITY = 0.12
+_P_DEEP_TOGGLE = 0.01  # share of events that also add or remove a far-away level (never inside the window)
 _LIQ_NOTIONAL = 10_000.0
 _OPEN_INTEREST_NOTIONAL = 5e8
 _FUNDING_PERIOD_US = 8 * 3600 * 1_000_000
@@ -108,6 +119,7 @@ _GOLDEN = _U64(0x9E3779B97F4A7C15)
 _MUL_J = _U64(0xD6E8FEB86659FD93)
 _MUL_SIDE = _U64(0xA0761D6478BD642F)
 _MUL_MINOR = _U64(0xE7037ED1A0B428DB)
+_MUL_DEEP = _U64(0xC2B2AE3D27D4EB4F)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -360,8 +372,11 @@ class _Market:
         self.major_keys = np.sort(keys[self.upd_major[rows]])
         del keys, upd_price, rows
         self.reconnects = self._reconnect_events()
+        self.deep_lo = int(b_open * (1 - DEEP_RANGE))
+        self.deep_hi = int(b_open * (1 + DEEP_RANGE))
+        self.toggle_event, self.toggle_side, self.toggle_price, self.toggle_keys = self._deep_toggles()
         arrays = (self.local, self.ts, self.bid, self.ask, self.is_move, self.upd_side, self.upd_level)
-        for arr in (*arrays, self.upd_major, self.reconnects):
+        for arr in (*arrays, self.upd_major, self.reconnects, self.toggle_event, self.toggle_keys):
             arr.setflags(write=False)
 
     def _reconnect_events(self) -> np.ndarray:
@@ -377,6 +392,49 @@ class _Market:
         found = candidates[np.minimum(pos, max(candidates.size - 1, 0))] if candidates.size else wanted
         ok = (pos < candidates.size) & (found < edges[1:])
         return found[ok].astype(np.int64)
+
+    # -- the deep book (beyond the window) ---------------------------------------------------------------------
+
+    def _deep_key(self, side: np.ndarray | int, price: np.ndarray) -> np.ndarray:
+        span = self.deep_hi - self.deep_lo + 1
+        return np.asarray(side, dtype=np.int64) * span + (np.asarray(price) - self.deep_lo)
+
+    def _deep_toggles(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Far-away levels that appear or leave: (event, side, price, sorted keys key * n + event)."""
+        rng = _rng(self.seed, 8)
+        events = np.flatnonzero(rng.random(self.n) < _P_DEEP_TOGGLE)
+        events = events[events > 0]
+        side = rng.integers(0, 2, events.size).astype(np.int8)
+        u = rng.random(events.size)
+        lo = np.where(side == _ASK, self.ask[events] + BOOK_DEPTH, self.deep_lo)
+        hi = np.where(side == _ASK, self.deep_hi, self.bid[events] - BOOK_DEPTH)
+        ok = hi >= lo  # the touch may have left the deep range
+        events, side, u, lo, hi = events[ok], side[ok], u[ok], lo[ok], hi[ok]
+        price = lo + np.floor(u * (hi - lo + 1)).astype(np.int64)
+        keys = np.sort(self._deep_key(side, price) * self.n + events)
+        return events.astype(np.int64), side, price.astype(np.int64), keys
+
+    def deep_exists(self, side: np.ndarray | int, price: np.ndarray, event: np.ndarray) -> np.ndarray:
+        """Whether a level rests at (side, price) after `event` when that price is outside the window."""
+        price = np.asarray(price)
+        inside = (price >= self.deep_lo) & (price <= self.deep_hi)
+        x = self._hash(side, price, np.full(np.shape(price), -1), _MUL_DEEP)
+        base = (x >> _U64(11)).astype(np.float64) / 2.0**53 < _DEEP_DENSITY
+        key = self._deep_key(side, np.clip(price, self.deep_lo, self.deep_hi)) * self.n
+        toggles = np.searchsorted(self.toggle_keys, key + event, side="right") - np.searchsorted(
+            self.toggle_keys, key, side="left"
+        )
+        return inside & (base ^ (toggles % 2 == 1))
+
+    def deep_lots(self, side: np.ndarray | int, price: np.ndarray, event: np.ndarray) -> np.ndarray:
+        """Size in lots of a level at (side, price) after `event`: the window's size function, so a level that
+        leaves the window keeps its size and one that was never in it has its resting size."""
+        price = np.asarray(price)
+        window = (price >= self.pmin) & (price < self.pmin + self.prange)
+        safe = np.where(window, price, self.pmin)
+        last = np.where(window, self._last_update(self.upd_keys, side, safe, event), -1)
+        major = np.where(window, self._last_update(self.major_keys, side, safe, event), -1)
+        return self._level_lots(side, price, last, major)
 
     @functools.cached_property
     def pre_snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -668,6 +726,8 @@ class _L2Events:
     update_count: np.ndarray  # 1 when the update changed its level's size, else 0
     ask_count: np.ndarray  # ask levels that leave the window (as many enter it) because the best ask moved
     bid_count: np.ndarray  # the same for bids
+    events: np.ndarray  # the event numbers
+    is_snapshot: np.ndarray  # the event sends the whole book
 
 
 @dataclass(frozen=True)
@@ -716,6 +776,8 @@ def _l2_events(mk: _Market, book: _Book, lo: int, hi: int) -> _L2Events:
         update_count=(is_update & (new_lots != old_lots) & ~is_snapshot).astype(np.int64),
         ask_count=np.where(is_snapshot, 0, np.minimum(np.abs(ask_shift), BOOK_DEPTH)),
         bid_count=np.where(is_snapshot, 0, np.minimum(np.abs(bid_shift), BOOK_DEPTH)),
+        events=events,
+        is_snapshot=is_snapshot,
     )
 
 
@@ -736,9 +798,16 @@ def _update_rows(book: _Book, events: _L2Events, owner: np.ndarray, within: np.n
 
 
 def _window_rows(
-    book: _Book, events: _L2Events, side: int, entering: bool, owner: np.ndarray, within: np.ndarray
+    mk: _Market,
+    book: _Book,
+    events: _L2Events,
+    side: int,
+    entering: bool,
+    owner: np.ndarray,
+    within: np.ndarray,
 ) -> _L2Rows:
-    """Levels of one side's window that leave (size 0, old prices) or enter it because its best price moved."""
+    """Levels of one side's window that leave (old prices: size 0, or their size if the deep book keeps them) or
+    enter it because its best price moved."""
     if side == _ASK:  # window ask .. ask + 24
         best, lots, shift, count, sign = book.ask, book.ask_lots, events.ask_shift, events.ask_count, 1
     else:  # window bid - 24 .. bid
@@ -752,18 +821,110 @@ def _window_rows(
         level = np.where(outward, far, 0) + within
         return sides, best[row] + sign * level, lots[row, level]
     level = np.where(outward, 0, far) + within
-    return sides, best[row - 1] + sign * level, np.zeros(owner.size, dtype=np.int64)
+    price = best[row - 1] + sign * level
+    # moving inward, the far levels fall out of the window into the deep book: kept where a level rests there
+    kept = ~outward & mk.deep_exists(side, price, events.events[owner])
+    return sides, price, np.where(kept, lots[row - 1, level], 0)
 
 
-def _l2_groups(book: _Book, events: _L2Events) -> list[_L2Group]:
+def _listed_group(owner: np.ndarray, rows: _L2Rows, n_events: int, is_snapshot: bool = False) -> _L2Group:
+    """A group of rows listed per event: `owner` (position in the chunk's events, ascending) of each row."""
+    count = np.bincount(owner, minlength=n_events).astype(np.int64)
+    first = np.cumsum(count) - count
+    side, price, lots = rows
+
+    def build(event: np.ndarray, within: np.ndarray) -> _L2Rows:
+        at = first[event] + within
+        return side[at], price[at], lots[at]
+
+    return _L2Group(count, build, is_snapshot)
+
+
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ranges [lo_i, hi_i] (empty where hi < lo): (i of each value, the values), in order."""
+    size = np.maximum(hi - lo + 1, 0)
+    owner, within = _repeat_index(size)
+    return owner, lo[owner] + within
+
+
+def _deep_snapshot_rows(mk: _Market, book: _Book, events: _L2Events) -> tuple[np.ndarray, _L2Rows]:
+    """The deep book after each snapshot event: asks from the window outward, then bids from the window down."""
+    at = np.flatnonzero(events.is_snapshot)
+    ev, rows = events.events[at], events.rows[at]
+    parts = []
+    for side, lo, hi in (
+        (_ASK, book.ask[rows] + BOOK_DEPTH, np.full(at.size, mk.deep_hi)),
+        (_BID, np.full(at.size, mk.deep_lo), book.bid[rows] - BOOK_DEPTH),
+    ):
+        i, price = _ranges(lo, hi)
+        if side == _BID:  # best first: descending within each event
+            order = np.lexsort((-price, i))
+            i, price = i[order], price[order]
+        keep = mk.deep_exists(side, price, ev[i])
+        i, price = i[keep], price[keep]
+        parts.append((i, np.full(i.size, side, np.int8), price, mk.deep_lots(side, price, ev[i])))
+    return _merge_listed(at, parts)
+
+
+def _merge_listed(at: np.ndarray, parts: list) -> tuple[np.ndarray, _L2Rows]:
+    """Concatenate listed parts ((index into `at`, side, price, lots), ...) into rows ordered by event, parts in
+    the given order within an event."""
+    owner = np.concatenate([at[p[0]] for p in parts]) if parts else np.zeros(0, np.int64)
+    part = np.concatenate([np.full(p[0].size, k) for k, p in enumerate(parts)]) if parts else owner
+    seq = np.concatenate([np.arange(p[0].size) for p in parts]) if parts else owner
+    order = np.lexsort((seq, part, owner))
+    cols = [np.concatenate([p[j] for p in parts])[order] for j in (1, 2, 3)]
+    return owner[order], (cols[0], cols[1], cols[2])
+
+
+def _deep_sweep_rows(mk: _Market, book: _Book, events: _L2Events) -> tuple[np.ndarray, _L2Rows]:
+    """Moves of more than the window: deep levels the touch passed over leave, and the deep book between the
+    old touch and the new window shows up."""
+    rows, prev = events.rows, np.maximum(events.rows - 1, 0)
+    live = ~events.is_snapshot
+    b0, b1, a0, a1 = book.bid[prev], book.bid[rows], book.ask[prev], book.ask[rows]
+    parts = []
+    for side, lo, hi, appear in (
+        (_BID, b0 + 1, b1 - BOOK_DEPTH, True),  # bid rose past the window: (b0, b1 - 25] joins the deep book
+        (_BID, b1 + 1, b0 - BOOK_DEPTH, False),  # bid fell past it: (b1, b0 - 25] is above the bid now
+        (_ASK, a1 + BOOK_DEPTH, a0 - 1, True),  # ask fell past the window: [a1 + 25, a0)
+        (_ASK, a0 + BOOK_DEPTH, a1 - 1, False),  # ask rose past it: [a0 + 25, a1)
+    ):
+        at = np.flatnonzero(live & (hi >= lo))
+        i, price = _ranges(lo[at], hi[at])
+        ev = events.events[at][i]
+        rested = mk.deep_exists(side, price, ev if appear else ev - 1)
+        i, price, ev = i[rested], price[rested], ev[rested]
+        lots = mk.deep_lots(side, price, ev) if appear else np.zeros(price.size, np.int64)
+        parts.append((at[i], np.full(i.size, side, np.int8), price, lots))
+    toggled = np.flatnonzero(np.isin(events.events, mk.toggle_event) & live)
+    which = np.searchsorted(mk.toggle_event, events.events[toggled])
+    # only a level deep before the event too: one the event's own move reveals or drops is written above
+    was_deep = np.where(
+        mk.toggle_side[which] == _ASK,
+        mk.toggle_price[which] >= a0[toggled] + BOOK_DEPTH,
+        mk.toggle_price[which] <= b0[toggled] - BOOK_DEPTH,
+    )
+    toggled, which = toggled[was_deep], which[was_deep]
+    if toggled.size:
+        side, price, ev = mk.toggle_side[which], mk.toggle_price[which], events.events[toggled]
+        lots = np.where(mk.deep_exists(side, price, ev), mk.deep_lots(side, price, ev), 0)
+        parts.append((toggled, side, price, lots))
+    return _merge_listed(np.arange(rows.size), parts)
+
+
+def _l2_groups(mk: _Market, book: _Book, events: _L2Events) -> list[_L2Group]:
     """The row groups of an event, in the order its rows are written."""
+    n = events.rows.size
     return [
         _L2Group(events.snapshot_count, functools.partial(_snapshot_rows, book, events), is_snapshot=True),
+        _listed_group(*_deep_snapshot_rows(mk, book, events), n, is_snapshot=True),
         _L2Group(events.update_count, functools.partial(_update_rows, book, events)),
-        _L2Group(events.ask_count, functools.partial(_window_rows, book, events, _ASK, False)),
-        _L2Group(events.ask_count, functools.partial(_window_rows, book, events, _ASK, True)),
-        _L2Group(events.bid_count, functools.partial(_window_rows, book, events, _BID, False)),
-        _L2Group(events.bid_count, functools.partial(_window_rows, book, events, _BID, True)),
+        _L2Group(events.ask_count, functools.partial(_window_rows, mk, book, events, _ASK, False)),
+        _L2Group(events.ask_count, functools.partial(_window_rows, mk, book, events, _ASK, True)),
+        _L2Group(events.bid_count, functools.partial(_window_rows, mk, book, events, _BID, False)),
+        _L2Group(events.bid_count, functools.partial(_window_rows, mk, book, events, _BID, True)),
+        _listed_group(*_deep_sweep_rows(mk, book, events), n),
     ]
 
 
@@ -771,7 +932,7 @@ def _l2_chunk_table(mk: _Market, lo: int, hi: int) -> pa.Table:
     """incremental_book_L2 rows of events [lo, hi): per event its row groups, one group after the other."""
     book = mk.book(max(lo - 1, 0), hi, BOOK_DEPTH)
     events = _l2_events(mk, book, lo, hi)
-    groups = _l2_groups(book, events)
+    groups = _l2_groups(mk, book, events)
     per_event = sum(group.count for group in groups)
     n_rows = int(per_event.sum())
     out_row = np.empty(n_rows, dtype=np.int64)
