@@ -225,16 +225,27 @@ def book(work: Path, scale: int) -> Section:
     n = f["rows"]
     section = Section("book")
     section.details = [
-        f"incremental_book_L2 day of scale {scale:,}: {n:,} rows, {f['messages']:,} messages, at most "
-        f"{f['max_levels']:,} levels a side; sampled on the 1 s grid (top 50, 5 bands)",
+        f"incremental_book_L2 day of scale {scale:,} (the emulator's deep book): {n:,} rows, {f['messages']:,} "
+        f"messages, up to {f['max_levels']:,} levels a side",
         "",
         "| method | seconds | M rows/s |",
         "|---|---:|---:|",
-        f"| plain-Python dict book, rows in memory | {f['loop_s']:.2f} | {n / f['loop_s'] / 1e6:.2f} |",
-        f"| kernel (numba), rows in memory, one core | {f['kernel_s']:.3f} | {n / f['kernel_s'] / 1e6:.1f} |",
-        f"| kernel from the lake Parquet (DuckDB + kernel) | {f['parquet_s']:.3f} | {n / f['parquet_s'] / 1e6:.1f} |",
+        f"| plain-Python dict book, rows in memory, final book read once | {f['loop_s']:.2f} | {n / f['loop_s'] / 1e6:.2f} |",
+        f"| kernel (numba), the same, one core | {f['kernel_s']:.3f} | {n / f['kernel_s'] / 1e6:.1f} |",
+        f"| plain-Python dict book read every 60 s ({f['coarse_samples']:,} samples, top 50 sorted) | {f['loop_coarse_s']:.2f} | {n / f['loop_coarse_s'] / 1e6:.2f} |",
+        f"| kernel read at the same samples (top 50, 5 bands over the whole book) | {f['coarse_s']:.3f} | {n / f['coarse_s'] / 1e6:.1f} |",
+        f"| kernel sampled on the 1 s grid (top 50, 5 bands over the whole book) | {f['grid_s']:.3f} | {n / f['grid_s'] / 1e6:.1f} |",
+        f"| the same from the lake Parquet (DuckDB + kernel: features/book) | {f['parquet_s']:.3f} | {n / f['parquet_s'] / 1e6:.1f} |",
     ]
     rate = n / f["kernel_s"]
+    section.targets.append(
+        Target(
+            "book kernel read every 60 s (top 50 + bands)",
+            f"{f['coarse_s']:.2f} s",
+            f"plain-Python dict book, top 50 sorted: {f['loop_coarse_s']:.1f} s",
+            f["loop_coarse_s"] / f["coarse_s"],
+        )
+    )
     section.targets.append(
         Target(
             "book kernel, one core (rows in memory)",

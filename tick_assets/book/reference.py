@@ -127,3 +127,39 @@ def reference_replay(
         tuple(bands),
         stats,
     )
+
+
+def dict_book(
+    rows: Sequence[tuple[int, bool, bool, float, float]],
+    sample_ts: Sequence[int] = (),
+    depth: int = 50,
+) -> tuple[dict[float, float], dict[float, float], list[tuple[list, list]]]:
+    """The final (bids, asks) of the rows as a hand-written script keeps a book: a dict per side, rows before the
+    first snapshot skipped, a snapshot after updates clearing the book, amount 0 deleting; and the top `depth`
+    levels a side (sorted from the dicts) at each of `sample_ts` (between messages). The benchmark's baseline."""
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    seen = prev_snapshot = False
+    current = None
+    samples: list[tuple[list, list]] = []
+    cursor = 0
+    for ts, is_snapshot, is_ask, price, amount in rows:
+        if ts != current:
+            while cursor < len(sample_ts) and sample_ts[cursor] < ts:
+                samples.append((sorted(bids.items(), reverse=True)[:depth], sorted(asks.items())[:depth]))
+                cursor += 1
+            current = ts
+        if is_snapshot and not prev_snapshot:
+            bids, asks, seen = {}, {}, True
+        prev_snapshot = is_snapshot
+        if not seen:
+            continue
+        side = asks if is_ask else bids
+        if amount == 0:
+            side.pop(price, None)
+        elif amount > 0:
+            side[price] = amount
+    while cursor < len(sample_ts):
+        samples.append((sorted(bids.items(), reverse=True)[:depth], sorted(asks.items())[:depth]))
+        cursor += 1
+    return bids, asks, samples
