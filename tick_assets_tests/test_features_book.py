@@ -83,3 +83,18 @@ def test_a_grouped_dataset_is_refused_with_what_to_do(lake) -> None:
         pytest.raises(LakeError, match="grouped dataset.*TICK_ASSETS_INSTRUMENTS"),
     ):
         replay_day(con, lake, DaySlice("binance", "SPOT", DAY))
+
+
+def test_a_next_day_without_data_is_not_compared(lake, tmp_path) -> None:
+    """An empty next-day L2 partition (no data, or not offered) is no evidence against the day's book."""
+    empty = tmp_path / "empty.csv.gz"
+    empty.write_bytes(__import__("gzip").compress(b""))
+    day = DAY + dt.timedelta(days=2)
+    root = tmp_path / "lake2"
+    _store(root, "incremental_book_L2", day - dt.timedelta(days=1))
+    write_partition(
+        empty, partition_file(root, "raw/incremental_book_L2", *INSTRUMENT, day), "incremental_book_L2"
+    )
+    with connect(LocalLake(root)) as con:
+        figures = proof_figures(con, root, DaySlice(*INSTRUMENT, day - dt.timedelta(days=1)))
+    assert figures["next_day"] is None and "bid_top25_overlap" not in figures

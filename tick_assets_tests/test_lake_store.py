@@ -20,7 +20,7 @@ from tick_assets.lake.errors import LakeError
 from tick_assets.lake.ingest import DELETE, KEEP, DayRequest, ingest_days
 from tick_assets.lake.migrate import LAYOUT_MARKER, check_layout, migrate_lake
 from tick_assets.lake.parquet import legacy_options
-from tick_assets.lake.schema import LEGACY_LAYOUT, lake_select, stored_columns
+from tick_assets.lake.schema import LEGACY_LAYOUT, lake_select, store_select, stored_columns
 from tick_assets.lake.warehouse import open_catalog, publish_catalog
 from tick_assets.stack.soak import fingerprint_file
 
@@ -141,6 +141,28 @@ def test_lake_v2_raw_files_are_refused_then_rewritten_value_for_value_once(tmp_p
     assert trades_file.read_bytes() == trades_bytes  # a current file is left alone
     check_layout(lake)
     assert migrate_lake(lake).rewritten == []
+
+
+def test_a_rewrite_that_does_not_read_back_the_same_keeps_the_old_file(tmp_path, monkeypatch) -> None:
+    lake = LocalLake(tmp_path / "lake")
+    src = tmp_path / "book.csv.gz"
+    write_dataset("deribit", "BTC-PERPETUAL", "book_snapshot_25", DAY, 500, src)
+    store_partition(src, lake, BOOK.relpath, "book_snapshot_25", legacy_options())
+    before = (lake.root / BOOK.relpath).read_bytes()
+    # a migration bug: level 0 of the asks' amounts taken from the bids (same columns, other values)
+    wrong = store_select("book_snapshot_25").replace('"asks[0].amount"', '"bids[0].amount"', 1)
+    monkeypatch.setattr("tick_assets.lake.migrate.store_select", lambda _t: wrong)
+    with pytest.raises(LakeError, match="does not read back as the same rows; the old file is kept"):
+        migrate_lake(lake)
+    assert (lake.root / BOOK.relpath).read_bytes() == before and not (lake.root / LAYOUT_MARKER).exists()
+
+
+def test_a_current_lake_that_cannot_take_the_marker_still_passes_its_check(tmp_path, monkeypatch) -> None:
+    def read_only(_lake):
+        raise LakeWriteError("read-only")
+
+    monkeypatch.setattr("tick_assets.lake.migrate._mark", read_only)
+    check_layout(LocalLake(tmp_path / "lake"))  # logs a warning, does not fail the step
 
 
 def test_a_fresh_lake_is_marked_current_at_its_first_check(tmp_path) -> None:

@@ -84,7 +84,7 @@ def _reconcile(end: tuple[np.ndarray, np.ndarray], opening: tuple[np.ndarray, np
     if len(end[0]) and len(end[1]) and len(opening[0]) and len(opening[1]):
         mid_end = (end[0][0, 0] + end[1][0, 0]) / 2
         mid_open = (opening[0][0, 0] + opening[1][0, 0]) / 2
-        figures["mid_change_bps"] = (mid_open - mid_end) / mid_end * 1e4
+        figures["mid_change_bps"] = float((mid_open - mid_end) / mid_end * 1e4)
     return figures
 
 
@@ -130,9 +130,10 @@ def proof_figures(con: duckdb.DuckDBPyConnection, lake: Lake | Path, day: DaySli
             figures["first_mismatch_row"] = first
     following = DaySlice(day.exchange, day.symbol, day.day + dt.timedelta(days=1), day.step_ms)
     next_file = following.partition(L2_DATASET).relpath
-    if lake.exists(next_file):
-        figures |= _reconcile(replay.book(), _opening_snapshot(con, lake.uri(next_file)))
+    opening = _opening_snapshot(con, lake.uri(next_file)) if lake.exists(next_file) else None
+    if opening is not None and (len(opening[0]) or len(opening[1])):
+        figures |= _reconcile(replay.book(), opening)
         figures["next_day"] = str(following.day)
-    else:
+    else:  # not in the lake yet, or a day without data or without a snapshot: nothing to compare
         figures["next_day"] = None
     return figures

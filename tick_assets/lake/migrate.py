@@ -11,6 +11,7 @@ existence check.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,18 @@ from tick_assets.lake.datasets import connect
 from tick_assets.lake.errors import LakeError
 from tick_assets.lake.layout import EXCHANGE_KEY, RAW, raw_dataset
 from tick_assets.lake.parquet import ConversionOptions, copy_options
-from tick_assets.lake.schema import LAYOUT, LEGACY_LAYOUT, layout_of, store_select, stored_columns
+from tick_assets.lake.schema import (
+    LAYOUT,
+    LEGACY_LAYOUT,
+    lake_select,
+    layout_of,
+    store_select,
+    stored_columns,
+)
 from tick_assets.lake.store import Lake, LocalLake, as_lake
 from tick_assets.tardis.datatypes import DATA_TYPES
+
+log = logging.getLogger(__name__)
 
 #: Written once the lake's raw files are known to be of the current layout.
 LAYOUT_MARKER = f"{RAW}/_layout.json"
@@ -67,8 +77,9 @@ def file_layout(lake: Lake, data_type: str, relpath: str, con=None) -> str:
 
 
 def legacy_files(lake: Lake, first_only: bool = False) -> list[tuple[str, str]]:
-    """(data type, relpath) of every raw file in the lake-v2 columns (newest partitions first: an interrupted
-    migration leaves its old files at the end of the listing); with `first_only`, at most one."""
+    """(data type, relpath) of every raw file in the lake-v2 columns, newest partitions first (`migrate_lake`
+    rewrites oldest first, so an interrupted migration leaves its old files where this looks first); with
+    `first_only`, at most one."""
     found = []
     with connect(lake, threads=1) as con:
         for data_type in DATA_TYPES:
@@ -104,12 +115,29 @@ def check_layout(lake: Lake | Path) -> None:
             f"{MIGRATE_HINT} to rewrite them in the {LAYOUT} columns (no download; the views and features read "
             "only the new columns), or delete them and re-materialize."
         )
-    _mark(lake)
+    try:
+        _mark(lake)
+    except (
+        LakeError,
+        OSError,
+    ) as exc:  # a read-only lake is current all the same; it is checked again next time
+        log.warning("%s is current but its layout marker could not be written (%s)", lake.url, exc)
 
 
 def _mark(lake: Lake) -> None:
     with lake.writing(LAYOUT_MARKER) as tmp:
         tmp.write_text(json.dumps({"layout": LAYOUT}) + "\n")
+
+
+def _same_rows(con, data_type: str, old: str, new: str) -> bool:
+    """True if the lake-v2 file `old` and the lake-v3 file `new` read as the same rows in the same order."""
+    numbered = "SELECT row_number() OVER () AS n, * FROM (SELECT {cols} FROM read_parquet({src}))"
+    a = numbered.format(cols=lake_select(data_type, LEGACY_LAYOUT), src=old)
+    b = numbered.format(cols=lake_select(data_type), src=new)
+    return all(
+        con.execute(f"SELECT count(*) FROM ({x} EXCEPT ALL {y})").fetchall()[0][0] == 0
+        for x, y in ((a, b), (b, a))
+    )
 
 
 def migrate_lake(lake: Lake | Path, options: ConversionOptions | None = None) -> Migration:
@@ -121,7 +149,7 @@ def migrate_lake(lake: Lake | Path, options: ConversionOptions | None = None) ->
     if isinstance(lake, LocalLake):
         done.moved = migrate_folders(lake.root)
     with connect(lake) as con:
-        for data_type, relpath in legacy_files(lake):
+        for data_type, relpath in reversed(legacy_files(lake)):  # oldest first: see legacy_files
             source = sql_string(lake.uri(relpath))
             with lake.writing(relpath) as tmp:
                 con.execute(
@@ -136,7 +164,16 @@ def migrate_lake(lake: Lake | Path, options: ConversionOptions | None = None) ->
                 ]
                 if names != [c for c, _ in stored_columns(data_type)]:
                     raise LakeError(f"{relpath}: the rewrite gave columns {names}; the old file is kept")
+                if not _same_rows(con, data_type, source, sql_string(tmp)):  # before it replaces the old file
+                    raise LakeError(
+                        f"{relpath}: the rewrite does not read back as the same rows; the old file is kept"
+                    )
             done.rewritten.append(relpath)
+    late = legacy_files(lake, first_only=True)
+    if late:
+        raise LakeError(
+            f"{lake.uri(late[0][1])} was written in the {LEGACY_LAYOUT} columns during the migration: re-run it"
+        )
     _mark(lake)
     return done
 
