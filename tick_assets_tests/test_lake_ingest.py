@@ -63,12 +63,22 @@ def test_interrupt_cuts_stalled_downloads_at_once(start_emulator, tmp_path) -> N
     # Every download stalls mid-body for a minute (read timeout 60 s); the interrupt must not wait for them.
     server = start_emulator(FaultConfig(stall=1.0, stall_seconds=60))
     requests = _requests(dt.date(2024, 1, 2), 4)
+    sent: list[float] = []
+
+    def interrupt_once_all_stall() -> None:
+        # how a run termination arrives, once every download is stalled (not at a fixed time: a loaded machine
+        # may not have started them all by then)
+        deadline = time.monotonic() + 30
+        while server.stats["counts"].get("fault_stall", 0) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
     with make_client(server, tmp_path / "cache", read_timeout=60) as client:
-        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # how a run termination arrives
-        started = time.monotonic()
+        threading.Thread(target=interrupt_once_all_stall, daemon=True).start()
         with pytest.raises(KeyboardInterrupt):
             ingest_days(client, tmp_path / "lake", requests, max_workers=4)
-        took = time.monotonic() - started
+        took = time.monotonic() - sent[0]
     assert took < 10, f"the interrupt waited {took:.1f} s for stalled reads"
     assert server.stats["counts"]["fault_stall"] == 4  # all four were stalled when it came
     assert list((tmp_path / "lake").rglob("data.parquet")) == []
