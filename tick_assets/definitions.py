@@ -49,6 +49,12 @@ def build_definitions(
     book, trades = raw_by_type.get("book_snapshot_25"), raw_by_type.get("trades")
     assets: list[dg.AssetsDefinition] = list(raw_assets)
     checks = build_raw_checks(book, trades, partitions_def=partitions)
+    l2 = raw_by_type.get("incremental_book_L2")
+    book_features = None
+    if l2 is not None:  # the whole book, rebuilt from the L2 updates
+        book_features = build_book_asset(l2, partitions_def=partitions, backfill_policy=backfill_policy)
+        assets.append(book_features)
+        checks += build_book_checks(book_features, partitions_def=partitions)
     if book is not None and trades is not None:  # the features need both raw data types
         depth, trade_bars = build_feature_assets(
             book, trades, partitions_def=partitions, backfill_policy=backfill_policy
@@ -57,15 +63,10 @@ def build_definitions(
             depth,
             trade_bars,
             *build_analytics_assets(
-                depth, trade_bars, partitions_def=partitions, backfill_policy=backfill_policy
+                depth, trade_bars, book_features, partitions_def=partitions, backfill_policy=backfill_policy
             ),
         ]
         checks += build_feature_checks(depth, trade_bars, partitions_def=partitions)
-    l2 = raw_by_type.get("incremental_book_L2")
-    if l2 is not None:  # the whole book, rebuilt from the L2 updates
-        book_features = build_book_asset(l2, partitions_def=partitions, backfill_policy=backfill_policy)
-        assets.append(book_features)
-        checks += build_book_checks(book_features, partitions_def=partitions)
     lake = lake or LakeResource(data_dir=str(data_dir))
     return dg.Definitions(
         executor=STEP_EXECUTOR,

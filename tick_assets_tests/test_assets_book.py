@@ -3,11 +3,16 @@ checks, one verdict per partition."""
 
 from __future__ import annotations
 
+import struct
+from pathlib import Path
+
 import dagster as dg
 import duckdb
+import pytest
 
+from tick_assets.assets.analytics import build_analytics_assets
 from tick_assets.assets.checks import build_book_checks
-from tick_assets.assets.features import build_book_asset
+from tick_assets.assets.features import build_book_asset, build_feature_assets
 from tick_assets.assets.partitions import RANGE_END, RANGE_START, build_partitions
 from tick_assets.assets.raw import build_raw_asset
 from tick_assets.assets.resources import FeatureSettings
@@ -52,3 +57,43 @@ def test_a_ranged_run_rebuilds_each_days_book_and_proves_it(start_emulator, tmp_
             f"SELECT count(*), count(mid), max(bid_levels) FROM read_parquet('{tmp_path}/lake/features/book/*/*/*/*.parquet')"
         ).fetchall()[0]
     assert rows[0] == 2 * 86_400 and rows[1] > 170_000 and rows[2] > 0
+
+
+def test_the_analytics_show_what_25_levels_could_not(start_emulator, tmp_path) -> None:
+    raw = {
+        t: build_raw_asset(t, partitions_def=PARTITIONS)
+        for t in ("incremental_book_L2", "book_snapshot_25", "trades")
+    }
+    depth, bars = build_feature_assets(
+        raw["book_snapshot_25"], raw["trades"], partitions_def=PARTITIONS, backfill_policy=POLICY
+    )
+    book = build_book_asset(raw["incremental_book_L2"], partitions_def=PARTITIONS, backfill_policy=POLICY)
+    analytics = build_analytics_assets(depth, bars, book, partitions_def=PARTITIONS, backfill_policy=POLICY)
+    assert [a.key.to_user_string() for a in analytics] == [
+        "analytics/microstructure_1m",
+        "analytics/book_1m",
+        "analytics/daily_summary",
+    ]
+    key = f"2024-01-02|{BTC}"
+    result = dg.materialize(
+        [*raw.values(), depth, bars, book, *analytics],
+        resources={**resources(start_emulator(scale=20_000), tmp_path), "features": FeatureSettings()},
+        instance=dg.DagsterInstance.ephemeral(),
+        partition_key=key,
+    )
+    assert result.success
+    minutes = result.output_for_node("analytics__book_1m")
+    assert len(minutes) == 1_440 and minutes["depth_100bps_mean"].notna().sum() > 1_430
+    # the whole book: within 100 bps of the mid lies many times what the 25 snapshot levels hold
+    with_book = minutes.dropna(subset=["depth_100bps_mean"])
+    assert (with_book["depth_100bps_mean"] > 3 * with_book["depth_25_levels_mean"]).all()
+    assert (with_book["depth_25bps_mean"] > with_book["depth_25_levels_mean"]).mean() > 0.99
+    assert (with_book["levels_mean"] > 300).all() and with_book["crossed_or_locked_share"].max() == 0
+    summary = result.output_for_node("analytics__daily_summary")
+    row = summary.iloc[0]
+    assert row["depth_100bps_mean"] == pytest.approx(with_book["depth_100bps_mean"].mean())
+    assert row["book_ofi_50"] == pytest.approx(minutes["ofi_50"].sum())
+    meta = result.asset_materializations_for_node("analytics__daily_summary")[0].metadata
+    assert meta["depth_100bps_mean"].value > 3 * meta["depth_25_levels_mean"].value
+    png = Path(meta["chart_path"].path).read_bytes()
+    assert png.startswith(b"\x89PNG") and struct.unpack(">II", png[16:24]) == (800, 960)  # six panels

@@ -57,6 +57,7 @@ def test_demo_backfills_every_asset_through_the_daemon(tmp_path, monkeypatch) ->
         "features/trade_bars",
         "features/book",
         "analytics/microstructure_1m",
+        "analytics/book_1m",
         "analytics/daily_summary",
     }
     assert set(result.partitions) == expected_assets
@@ -90,5 +91,11 @@ def test_demo_backfills_every_asset_through_the_daemon(tmp_path, monkeypatch) ->
             "SELECT count(*), count(DISTINCT (instrument, date)) FROM analytics.daily_summary"
         ).fetchone()
         assert days == (partitions, partitions)
+        # the daily summary carries the whole book's depth: within 100 bps far beyond the 25 snapshot levels
+        deep = con.execute(
+            "SELECT min(depth_100bps_mean / depth_25_levels_mean) FROM analytics.daily_summary"
+        ).fetchone()[0]
+        assert deep > 3
+        assert con.execute("SELECT count(*) FROM analytics.book_1m").fetchone()[0] == 1440 * partitions
     charts = sorted((data_dir / "reports" / "daily_summary").glob("*/*.png"))
     assert len(charts) == partitions

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tick_assets.emulator.synth import write_dataset
-from tick_assets.features.book import book_features, depth_levels, replay_day
+from tick_assets.features import microstructure
+from tick_assets.features.book import book_features, depth_levels, order_flow_imbalance, replay_day
 from tick_assets.features.book_proof import proof_figures
 from tick_assets.features.grid import DaySlice
 from tick_assets.lake import LakeError, LocalLake, connect, partition_file, write_partition
+from tick_assets_tests.helpers.real_l2 import REAL_BOOK_SNAPSHOT_25, write_l2_from_snapshots
 
 DAY = dt.date(2024, 1, 2)
 INSTRUMENT = ("binance-futures", "BTCUSDT")
@@ -65,6 +68,44 @@ def test_the_book_on_the_grid_has_every_feature_and_holds_together(lake) -> None
     assert np.all(np.diff(first["bid_price"]) < 0) and np.all(np.diff(first["ask_price"]) > 0)
 
 
+def test_the_books_order_flow_at_one_level_is_the_analytics_level_1_ofi_and_deeper_levels_add_flow(
+    lake,
+) -> None:
+    with connect(LocalLake(lake)) as con:
+        frame = book_features(con, lake, DaySlice(*INSTRUMENT, DAY), depth=50)[0].to_pandas()
+    book = frame[frame["mid"].notna()].reset_index(drop=True)
+    # two implementations: the book's (samples, side, level) arrays and the analytics' touch columns
+    assert np.allclose(book["ofi_1"], microstructure.order_flow_imbalance(book))
+    assert frame.loc[frame["mid"].isna(), "ofi_50"].isna().all() and book["ofi_50"].iloc[0] == 0
+    assert (
+        book["ofi_50"].abs().sum() > 3 * book["ofi_1"].abs().sum()
+    )  # the deep book's flow, unseen at the touch
+    moved = book[book["messages"] > 0]
+    assert (moved["ofi_10"] != moved["ofi_1"]).mean() > 0.5
+
+
+def test_multi_level_order_flow_imbalance_by_hand() -> None:
+    nan = np.nan
+    # samples x side (bid, ask) x level: bid 100/99 then the bid ticks up to 101 (new level 0), the ask pulls 10
+    price = np.array(
+        [[[100, 99], [102, 103]], [[101, 100], [102, 103]], [[101, 100], [102, nan]]], dtype=float
+    )
+    size = np.array([[[5, 7], [4, 6]], [[2, 5], [1, 6]], [[2, 6], [1, nan]]], dtype=float)
+    has = np.array([True, True, True])
+    level_1 = order_flow_imbalance(price, size, has, 1)
+    # row 1: bid up: +q_b = 2; ask same price: q_a' - q_a = 4 - 1 = 3. Row 2: nothing at level 1.
+    assert level_1.tolist() == [0.0, 5.0, 0.0]
+    # level 2 adds row 1: bid 99 -> 100 up: +5; ask 103 same: 6 - 6 = 0. Row 2: bid 100 same: 6 - 5 = +1; the ask
+    # level is gone (NaN), which adds nothing.
+    assert order_flow_imbalance(price, size, has, 2).tolist() == [0.0, 10.0, 1.0]
+    assert np.isnan(order_flow_imbalance(price, size, np.array([False, True, True]), 2)).tolist() == [
+        True,
+        False,
+        False,
+    ]
+    assert order_flow_imbalance(price, size, np.array([False, True, True]), 2)[1] == 0.0  # first with a book
+
+
 def test_the_rebuilt_top_25_equals_book_snapshot_25_and_the_day_reconciles_with_the_next(lake) -> None:
     with connect(LocalLake(lake)) as con:
         figures = proof_figures(con, lake, DaySlice(*INSTRUMENT, DAY))
@@ -88,7 +129,7 @@ def test_a_grouped_dataset_is_refused_with_what_to_do(lake) -> None:
 def test_a_next_day_without_data_is_not_compared(lake, tmp_path) -> None:
     """An empty next-day L2 partition (no data, or not offered) is no evidence against the day's book."""
     empty = tmp_path / "empty.csv.gz"
-    empty.write_bytes(__import__("gzip").compress(b""))
+    empty.write_bytes(gzip.compress(b""))
     day = DAY + dt.timedelta(days=2)
     root = tmp_path / "lake2"
     _store(root, "incremental_book_L2", day - dt.timedelta(days=1))
@@ -98,3 +139,24 @@ def test_a_next_day_without_data_is_not_compared(lake, tmp_path) -> None:
     with connect(LocalLake(root)) as con:
         figures = proof_figures(con, root, DaySlice(*INSTRUMENT, day - dt.timedelta(days=1)))
     assert figures["next_day"] is None and "bid_top25_overlap" not in figures
+
+
+def test_the_book_rebuilt_from_real_snapshot_values_equals_every_real_snapshot(tmp_path) -> None:
+    """Real prices and sizes (the binance-futures head): an L2 stream derived from it, rebuilt, equals each row."""
+    lake = tmp_path / "lake"
+    real_day = dt.date(2020, 9, 1)
+    l2 = tmp_path / "l2.csv.gz"
+    rows = write_l2_from_snapshots(REAL_BOOK_SNAPSHOT_25, l2)
+    write_partition(
+        l2, partition_file(lake, "raw/incremental_book_L2", *INSTRUMENT, real_day), "incremental_book_L2"
+    )
+    snapshots = tmp_path / "book_snapshot_25.csv.gz"
+    snapshots.write_bytes(gzip.compress(REAL_BOOK_SNAPSHOT_25.read_bytes()))
+    write_partition(
+        snapshots, partition_file(lake, "raw/book_snapshot_25", *INSTRUMENT, real_day), "book_snapshot_25"
+    )
+    with connect(LocalLake(lake)) as con:
+        figures = proof_figures(con, lake, DaySlice(*INSTRUMENT, real_day))
+    assert figures["l2_rows"] == rows > 50 and figures["messages"] == 10
+    assert figures["snapshots_compared"] == 10 and figures["match_rate"] == 1.0
+    assert figures["crossed_seconds"] == 0 and figures["absent_deletes"] == 0

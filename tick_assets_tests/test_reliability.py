@@ -44,8 +44,8 @@ def test_a_faulty_backfill_lands_the_same_data_as_a_clean_one(synth_cache, tmp_p
         assert set(run.partitions.values()) == {days * len(INSTRUMENTS)}, run.partitions
     # Same files and tables, same rows, same values: nothing lost, nothing duplicated, nothing half-written.
     # One file per partition of each raw type and of features/depth, trade_bars, analytics/microstructure_1m,
-    # daily_summary, and of features/book where incremental_book_L2 is one of the types.
-    derived = 4 + ("incremental_book_L2" in types)
+    # daily_summary, and of features/book and analytics/book_1m where incremental_book_L2 is one of the types.
+    derived = 4 + 2 * ("incremental_book_L2" in types)
     lake_files = days * len(INSTRUMENTS) * (len(types) + derived)
     assert sum(k.startswith("lake/") for k in clean.fingerprint) == lake_files
     assert compare(clean.fingerprint, faulty.fingerprint) == {

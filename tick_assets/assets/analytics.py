@@ -33,11 +33,13 @@ def _utc(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 def build_analytics_assets(
     depth: dg.AssetsDefinition,
     trade_bars: dg.AssetsDefinition,
+    book: dg.AssetsDefinition | None = None,
     *,
     partitions_def: dg.MultiPartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
 ) -> list[dg.AssetsDefinition]:
-    """The two analytics assets over features/depth and features/trade_bars."""
+    """The analytics assets over features/depth and features/trade_bars, and over features/book when the whole
+    book is built (analytics/book_1m, whose deep-liquidity columns the daily summary and chart then show)."""
     common = {
         "partitions_def": partitions_def,
         "backfill_policy": backfill_policy,
@@ -72,20 +74,29 @@ def build_analytics_assets(
             )
         return minutes
 
+    book_1m = None if book is None else _book_minutes_asset(book, common)
+    summary_ins = {"minutes": dg.AssetIn(microstructure_1m.key)}
+    if book_1m is not None:
+        summary_ins["book_minutes"] = dg.AssetIn(book_1m.key)
+
     @dg.asset(
         key=["analytics", "daily_summary"],
-        ins={"minutes": dg.AssetIn(microstructure_1m.key)},
+        ins=summary_ins,
         kinds={"pandas", "parquet", "matplotlib"},
         metadata={"dagster/table_name": "analytics.daily_summary"},
         **common,
     )
     def daily_summary(
-        context: dg.AssetExecutionContext, minutes: pd.DataFrame, lake: LakeResource
+        context: dg.AssetExecutionContext, lake: LakeResource, **inputs: pd.DataFrame
     ) -> pd.DataFrame:
-        """One row per day and instrument, with a chart of mid, spread, imbalance and volume over the day
-        (shown here and saved under data/reports/daily_summary/)."""
-        minutes = _utc(minutes, "minute")
-        summary = microstructure.daily_summary(minutes)
+        """One row per day and instrument, with a chart of mid, spread, imbalance and volume over the day, and
+        of the whole book's depth and order flow when features/book is built (shown here and saved under
+        data/reports/daily_summary/)."""
+        minutes = _utc(inputs["minutes"], "minute")
+        book_minutes = inputs.get("book_minutes")
+        if book_minutes is not None:
+            book_minutes = _utc(book_minutes, "minute")
+        summary = microstructure.daily_summary(minutes, book_minutes)
         reports = Path(lake.data_dir) / "reports" / "daily_summary"
         # One row per partition: a handful per run, not market data.
         for row in summary.itertuples(index=False):
@@ -93,7 +104,13 @@ def build_analytics_assets(
             day_minutes = minutes[
                 (minutes["instrument"] == row.instrument) & (minutes["minute"].dt.floor("1D") == row.date)
             ]
-            png = daily_chart_png(day_minutes, f"{row.instrument} {row.date:%Y-%m-%d} (UTC)")
+            day_book = None
+            if book_minutes is not None:
+                day_book = book_minutes[
+                    (book_minutes["instrument"] == row.instrument)
+                    & (book_minutes["minute"].dt.floor("1D") == row.date)
+                ]
+            png = daily_chart_png(day_minutes, f"{row.instrument} {row.date:%Y-%m-%d} (UTC)", day_book)
             path = reports / sanitize_for_file_name(row.instrument) / f"{row.date:%Y-%m-%d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             write_file_atomically(path, png)
@@ -111,10 +128,43 @@ def build_analytics_assets(
                         "spread_bps_mean": float(row.spread_bps_mean),
                         "volume": float(row.volume),
                         "trades": int(row.trades),
+                        **{c: float(getattr(row, c)) for c in summary.columns if c in _DEEP_SUMMARY},
                     }
                 ),
                 partition_key=key,
             )
         return summary
 
-    return [microstructure_1m, daily_summary]
+    return [microstructure_1m, *([book_1m] if book_1m is not None else []), daily_summary]
+
+
+_DEEP_SUMMARY = {*microstructure.BOOK_DAILY_MEANS, *(f"book_ofi_{k}" for k in microstructure.BOOK_OFI_LEVELS)}
+
+
+def _book_minutes_asset(book: dg.AssetsDefinition, common: dict) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["analytics", "book_1m"],
+        ins={"book": dg.AssetIn(book.key, metadata={"columns": microstructure.BOOK_INPUT_COLUMNS})},
+        kinds={"pandas", "parquet"},
+        metadata={"dagster/table_name": "analytics.book_1m"},
+        **common,
+    )
+    def book_1m(context: dg.AssetExecutionContext, book: pd.DataFrame) -> pd.DataFrame:
+        """1-minute bars of the whole rebuilt book: depth at 25 levels against depth within 25 and 100 bps,
+        the 100 bps imbalance, levels per side, order-flow imbalance at 1/10/50 levels, messages, crossed or
+        locked share and staleness."""
+        minutes = microstructure.book_1m(_utc(book, "ts"))
+        for (instrument, day), part in minutes.groupby(["instrument", minutes["minute"].dt.floor("1D")]):
+            context.add_asset_metadata(
+                figures(
+                    {
+                        "dagster/row_count": len(part),
+                        "depth_100bps_mean": float(part["depth_100bps_mean"].mean()),
+                        "depth_25_levels_mean": float(part["depth_25_levels_mean"].mean()),
+                    }
+                ),
+                partition_key=partition_key(day.date(), instrument),
+            )
+        return minutes
+
+    return book_1m

@@ -181,8 +181,9 @@ def build_book_asset(
         "The whole order book rebuilt from incremental_book_L2 (a compiled kernel, tick_assets/book) on the grid "
         "of features/depth: top N levels (setting book_depth), touch, mid, spread, microprice, depth and notional "
         "at 1/5/10/25/50/N levels, depth within 5/10/25/50/100 bps of the mid over the whole book, imbalances, "
-        "levels per side, staleness, messages per interval, crossed/locked.",
+        "order-flow imbalance at 1/5/10/25/50/N levels, levels per side, staleness, messages per interval, "
+        "crossed/locked.",
         partitions_def,
         backfill_policy,
-        code_version="book-v1",
+        code_version="book-v2",  # v2: the ofi_k columns
     )

@@ -2,8 +2,9 @@
 
 Row t is the book after every message received at or before t (`local_timestamp`): its top N levels, the touch,
 depth and notional at 1/5/10/25/50/N levels, depth within 5/10/25/50/100 bps of the mid over the *whole* book,
-imbalances, levels per side, staleness, messages applied in (t - step, t], and crossed/locked flags. Before the
-day's first snapshot a row has no book (NULL features). No Dagster imports.
+imbalances, the multi-level order-flow imbalance since the previous row at those level counts, levels per side,
+staleness, messages applied in (t - step, t], and crossed/locked flags. Before the day's first snapshot a row has no
+book (NULL features). No Dagster imports.
 """
 
 from __future__ import annotations
@@ -58,6 +59,21 @@ def replay_day(
     return samples, replay
 
 
+def order_flow_imbalance(price: np.ndarray, size: np.ndarray, has: np.ndarray, levels: int) -> np.ndarray:
+    """Multi-level order-flow imbalance (Xu, Gould & Howison 2018) between consecutive samples, summed over the
+    first `levels` levels: per level m, q_b 1[P_b >= P_b'] - q_b' 1[P_b <= P_b'] - q_a 1[P_a <= P_a'] + q_a' 1[P_a >=
+    P_a'] (' the previous sample). `price`/`size` are (samples, side, level), NaN where a level is absent (which adds
+    nothing). 0 at a day's first sample with a book, NaN where there is no book."""
+    p, q = price[:, :, :levels], np.nan_to_num(size[:, :, :levels])
+    p0, q0 = np.roll(p, 1, axis=0), np.roll(q, 1, axis=0)
+    bid = np.where(p[:, 0] >= p0[:, 0], q[:, 0], 0.0) - np.where(p[:, 0] <= p0[:, 0], q0[:, 0], 0.0)
+    ask = np.where(p[:, 1] >= p0[:, 1], q0[:, 1], 0.0) - np.where(p[:, 1] <= p0[:, 1], q[:, 1], 0.0)
+    e = (bid + ask).sum(axis=1)
+    previous = np.roll(has, 1)
+    previous[:1] = False
+    return np.where(has, np.where(previous, e, 0.0), np.nan)
+
+
 def _list_column(prices: np.ndarray, has: np.ndarray) -> pa.ListArray:
     """Per row the values that are present (levels are contiguous from the best), NULL where there is no book."""
     present = ~np.isnan(prices)
@@ -107,6 +123,7 @@ def book_table(samples: BookSamples, day: DaySlice) -> pa.Table:
             cols[f"bid_notional_{k}"] = _nullable(cum_notional[:, 0, k - 1], has)
             cols[f"ask_notional_{k}"] = _nullable(cum_notional[:, 1, k - 1], has)
             cols[f"imbalance_{k}"] = _nullable((bid_k - ask_k) / (bid_k + ask_k), has)
+            cols[f"ofi_{k}"] = _nullable(order_flow_imbalance(price, size, has, k), has)
         for b, bps in enumerate(samples.bands_bps):
             bid_b, ask_b = samples.band_depth[:, 0, b], samples.band_depth[:, 1, b]
             cols[f"bid_depth_{bps}bps"] = _nullable(bid_b, has)

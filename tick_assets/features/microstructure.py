@@ -18,6 +18,30 @@ DEPTH_INPUT_COLUMNS = [
     "ask_size",
 ]
 TRADE_INPUT_COLUMNS = ["instrument", "ts", "volume", "notional", "signed_volume", "trades"]
+#: The order-flow imbalance levels the book minutes sum (features/book has ofi_k for k up to its book_depth).
+BOOK_OFI_LEVELS = (1, 10, 50)
+#: Columns of features/book the book minutes read: what 25 snapshot levels cannot show.
+BOOK_INPUT_COLUMNS = [
+    "instrument",
+    "ts",
+    "mid",
+    "bid_depth_25",
+    "ask_depth_25",
+    "bid_depth_25bps",
+    "ask_depth_25bps",
+    "bid_depth_100bps",
+    "ask_depth_100bps",
+    "imbalance_100bps",
+    "bid_levels",
+    "ask_levels",
+    "crossed",
+    "locked",
+    "messages",
+    "staleness_ms",
+    *(f"ofi_{k}" for k in BOOK_OFI_LEVELS),
+]
+#: The book minutes' columns a daily summary averages (the OFI columns are summed).
+BOOK_DAILY_MEANS = ("depth_25_levels_mean", "depth_25bps_mean", "depth_100bps_mean", "levels_mean")
 
 
 def order_flow_imbalance(depth: pd.DataFrame) -> pd.Series:
@@ -94,8 +118,39 @@ def microstructure_1m(depth: pd.DataFrame, bars: pd.DataFrame) -> pd.DataFrame:
     return out[columns]
 
 
-def daily_summary(minutes: pd.DataFrame) -> pd.DataFrame:
-    """One row per instrument and UTC day from the 1-minute bars."""
+def book_1m(book: pd.DataFrame) -> pd.DataFrame:
+    """One row per instrument and UTC minute of the whole rebuilt book (features/book): mean two-sided depth at 25
+    levels (all a book_snapshot_25 holds) and within 25 and 100 bps of the mid, the 100 bps imbalance, mean levels
+    per side, the order-flow imbalance at 1/10/50 levels summed over the minute, messages applied, the share of
+    grid rows crossed or locked and the largest staleness. Minutes without a book have NULL means."""
+    book = book.assign(
+        minute=book["ts"].dt.floor("1min"),
+        depth_25_levels=book["bid_depth_25"] + book["ask_depth_25"],
+        depth_25bps=book["bid_depth_25bps"] + book["ask_depth_25bps"],
+        depth_100bps=book["bid_depth_100bps"] + book["ask_depth_100bps"],
+        levels=(book["bid_levels"] + book["ask_levels"]) / 2,
+        crossed_or_locked=(book["crossed"].astype("boolean") | book["locked"].astype("boolean")).astype(
+            "Float64"
+        ),
+    )
+    ofi = {f"ofi_{k}": (f"ofi_{k}", "sum") for k in BOOK_OFI_LEVELS}
+    out = book.groupby(["instrument", "minute"], sort=True).agg(
+        depth_25_levels_mean=("depth_25_levels", "mean"),
+        depth_25bps_mean=("depth_25bps", "mean"),
+        depth_100bps_mean=("depth_100bps", "mean"),
+        imbalance_100bps_mean=("imbalance_100bps", "mean"),
+        levels_mean=("levels", "mean"),
+        **ofi,
+        messages=("messages", "sum"),
+        crossed_or_locked_share=("crossed_or_locked", "mean"),
+        staleness_ms_max=("staleness_ms", "max"),
+    )
+    return out.reset_index().astype({c: "float64" for c in out.columns if c != "messages"})
+
+
+def daily_summary(minutes: pd.DataFrame, book_minutes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per instrument and UTC day from the 1-minute bars, and the rebuilt book's minutes if given (mean
+    depth at 25 levels and within 25/100 bps, mean levels, summed order-flow imbalance at 1/10/50 levels)."""
     m = minutes.sort_values(["instrument", "minute"]).assign(date=minutes["minute"].dt.floor("1D"))
     g = m.groupby(["instrument", "date"], sort=True)
     out = g.agg(
@@ -115,4 +170,11 @@ def daily_summary(minutes: pd.DataFrame) -> pd.DataFrame:
     out["vwap"] = out["notional"] / out["volume"].where(out["volume"] > 0)
     out["realized_vol"] = np.sqrt(g["realized_vol"].apply(lambda s: float((s**2).sum())))
     out["log_return"] = np.log(out["mid_close"] / out["mid_open"])
+    if book_minutes is not None:
+        b = book_minutes.assign(date=book_minutes["minute"].dt.floor("1D")).groupby(["instrument", "date"])
+        deep = b[list(BOOK_DAILY_MEANS)].mean()
+        deep[[f"book_ofi_{k}" for k in BOOK_OFI_LEVELS]] = (
+            b[[f"ofi_{k}" for k in BOOK_OFI_LEVELS]].sum().to_numpy()
+        )
+        out = out.join(deep, how="left")
     return out.reset_index()
