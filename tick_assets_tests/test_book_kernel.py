@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 
+import duckdb
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from tick_assets.book import BookReplay, BookReplayError
 from tick_assets.book.reference import reference_replay
+from tick_assets.book.replay import L2_COLUMNS_SQL, feed_batches
 
 BANDS = (5, 10, 25, 50, 100)
 
@@ -137,3 +140,47 @@ def test_rows_going_backwards_and_a_day_without_snapshot_fail_with_what_to_do() 
         _kernel([(1, False, False, 1.0, 1.0), (5, False, False, 1.0, 2.0)], [], 1)
     empty = BookReplay([1, 2]).finish()
     assert empty.levels.tolist() == [[-1, -1], [-1, -1]] and empty.stats.rows == 0
+
+
+def _batch(rows: list[tuple]) -> pa.RecordBatch:
+    """Rows as the lake query gives them (nulls allowed): local_timestamp, is_snapshot, is_ask, price, amount."""
+    cols = list(zip(*rows, strict=True))
+    types = [pa.int64(), pa.bool_(), pa.bool_(), pa.float64(), pa.float64()]
+    names = ["local_timestamp", "is_snapshot", "is_ask", "price", "amount"]
+    return pa.record_batch([pa.array(c, type=t) for c, t in zip(cols, types, strict=True)], names=names)
+
+
+def test_rows_without_a_side_are_skipped_as_invalid_and_without_a_time_fail_with_what_to_do() -> None:
+    snapshot = [(1, True, False, 100.0, 1.0), (1, True, True, 101.0, 1.0)]
+    replay = BookReplay([10])
+    feed_batches(replay, [_batch([*snapshot, (5, False, None, 102.0, 7.0), (6, None, False, 99.0, 2.0)])])
+    done = replay.finish()
+    # neither row became a bid (a NULL side is not a bid): the book is the snapshot's
+    assert done.stats.invalid_rows == 2 and done.stats.rows == 2
+    assert done.top_price[0, :, 0].tolist() == [100.0, 101.0] and done.levels[0].tolist() == [1, 1]
+    with pytest.raises(BookReplayError, match="row 3 has no local_timestamp"):
+        feed_batches(
+            BookReplay([]),
+            [_batch(snapshot), _batch([(2, False, False, 1.0, 1.0), (None, False, False, 1.0, 1.0)])],
+        )
+
+
+def test_the_lake_query_reads_an_unknown_side_as_no_side() -> None:
+    with duckdb.connect() as con:
+        got = con.sql(
+            f"SELECT {L2_COLUMNS_SQL} FROM (VALUES (1, true, 'ask', 1.0, 1.0), (1, true, 'bid', 1.0, 1.0), "
+            "(2, false, 'sell', 1.0, 1.0)) t(local_timestamp, is_snapshot, side, price, amount)"
+        ).fetchall()
+    assert [r[2] for r in got] == [True, False, None]
+
+
+def test_crossed_time_is_counted_only_up_to_the_end_of_the_day() -> None:
+    # crossed from t=10 (a bid above the ask) until a row received after the day's end at t=100
+    rows = [(1, True, False, 100.0, 1.0), (1, True, True, 101.0, 1.0), (10, False, False, 102.0, 1.0)]
+    rows.append((150, False, False, 102.0, 0.0))
+    replay = BookReplay([])
+    replay.account_until(100)
+    arrays = _arrays(rows)
+    replay.feed(*arrays)
+    assert replay.finish(100).stats.crossed_us == 90
+    assert _kernel(rows, [], 1)[0].stats.crossed_us == 140  # without an end: up to the last message

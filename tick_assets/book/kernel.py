@@ -39,7 +39,8 @@ LOCKED_US = 9  # time the book spent locked (best bid == best ask)
 CURSOR = 10  # next sample to take
 ROWS = 11  # rows applied to the book
 STARTED = 12  # 1 once a row was seen
-STATE_SLOTS = 13
+ACCOUNT_END = 13  # crossed/locked time is counted up to this local_timestamp (the end of the day), not after
+STATE_SLOTS = 14
 
 # Return codes of `run` (>= 0: every row done).
 DONE = 0
@@ -51,9 +52,11 @@ BACKWARDS = -2  # local_timestamp went backwards at the returned row
 _AFTER_EVERYTHING = 2**63 - 1
 
 
-def new_state() -> np.ndarray:
-    """A fresh state vector (no book yet)."""
-    return np.zeros(STATE_SLOTS, dtype=np.int64)
+def new_state(account_end: int = _AFTER_EVERYTHING) -> np.ndarray:
+    """A fresh state vector (no book yet) counting crossed/locked time up to `account_end`."""
+    state = np.zeros(STATE_SLOTS, dtype=np.int64)
+    state[ACCOUNT_END] = account_end
+    return state
 
 
 @njit(cache=True, nogil=True)
@@ -156,7 +159,9 @@ def _emit(k: int, book: tuple, state: np.ndarray, bands: np.ndarray, out: tuple)
 
 @njit(cache=True, nogil=True)
 def _account(keys: np.ndarray, counts: np.ndarray, state: np.ndarray, until: int) -> None:
-    """Add the time from the last message to `until` to the crossed or locked total if the book is."""
+    """Add the time from the last message to `until` (at most ACCOUNT_END) to the crossed or locked total if the
+    book is."""
+    until = min(until, state[ACCOUNT_END])
     if state[SEEN_SNAPSHOT] == 0 or until <= state[CURRENT_TS]:
         return
     bid, ask = _best(keys, counts, BID), _best(keys, counts, ASK)

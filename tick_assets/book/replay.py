@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tick_assets.book import kernel
 from tick_assets.lake.convert import sql_string
@@ -101,6 +102,10 @@ class BookReplay:
         self._rows_seen = 0
         self._finished = False
 
+    def account_until(self, end_ts: int) -> None:
+        """Count crossed/locked time only up to `end_ts` (the end of the day), also for rows received after it."""
+        self.state[kernel.ACCOUNT_END] = int(end_ts)
+
     def _outputs(self) -> tuple:
         return (self.top_price, self.top_size, self.band_depth, self.levels, self.last_ts, self.messages)
 
@@ -167,6 +172,8 @@ class BookReplay:
 
         A stream with rows but no snapshot cannot give a book: BookReplayError unless `require_snapshot` is off."""
         if not self._finished:
+            if end_ts is not None:
+                self.account_until(min(int(end_ts), int(self.state[kernel.ACCOUNT_END])))
             end = int(end_ts) if end_ts is not None else int(self.state[kernel.CURRENT_TS])
             book = (self.keys, self.sizes, self.counts)
             kernel.finish(book, self.state, self.sample_ts, self._bands, self._outputs(), end)
@@ -198,20 +205,37 @@ class BookReplay:
         return bids, asks
 
 
-#: The columns the kernel reads, as DuckDB gives them from a lake incremental_book_L2 file.
-L2_COLUMNS_SQL = "local_timestamp, is_snapshot, side = 'ask' AS is_ask, price, amount"
+#: The columns the kernel reads, as DuckDB gives them from a lake incremental_book_L2 file (a side that is neither
+#: 'bid' nor 'ask' reads as NULL).
+L2_COLUMNS_SQL = "local_timestamp, is_snapshot, CASE side WHEN 'ask' THEN true WHEN 'bid' THEN false END AS is_ask, price, amount"
 
 
 def feed_batches(replay: BookReplay, batches: Iterable[pa.RecordBatch]) -> None:
-    """Feed record batches of L2_COLUMNS_SQL to a replay."""
+    """Feed record batches of L2_COLUMNS_SQL to a replay. A row without a side or is_snapshot is invalid (counted
+    and skipped, like a missing price); one without a local_timestamp cannot be placed: BookReplayError."""
+    seen = 0
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        cols = [batch.column(i) for i in range(5)]
-        if any(c.null_count for c in cols):
-            cols = [c.fill_null(False) if pa.types.is_boolean(c.type) else c for c in cols]
-            cols = [c.fill_null(np.nan) if pa.types.is_floating(c.type) else c for c in cols]
-        replay.feed(*(c.to_numpy(zero_copy_only=False) for c in cols))
+        local_ts, is_snapshot, is_ask, price, amount = (batch.column(i) for i in range(5))
+        if local_ts.null_count:
+            row = seen + int(np.flatnonzero(np.asarray(local_ts.is_null()))[0])
+            raise BookReplayError(
+                f"incremental_book_L2 row {row:,} has no local_timestamp: the row cannot be placed in the stream; "
+                "re-download the day (the file may be damaged) or report it to Tardis"
+            )
+        if is_snapshot.null_count or is_ask.null_count or price.null_count or amount.null_count:
+            unusable = pc.or_(pc.is_null(is_snapshot), pc.is_null(is_ask))
+            price = pc.if_else(unusable, pa.scalar(None, price.type), price).fill_null(np.nan)
+            amount, is_snapshot, is_ask = (
+                amount.fill_null(np.nan),
+                is_snapshot.fill_null(False),
+                is_ask.fill_null(False),
+            )
+        seen += batch.num_rows
+        replay.feed(
+            *(c.to_numpy(zero_copy_only=False) for c in (local_ts, is_snapshot, is_ask, price, amount))
+        )
 
 
 def replay_lake_file(
@@ -222,6 +246,8 @@ def replay_lake_file(
     require_snapshot: bool = True,
 ) -> BookSamples:
     """Stream one lake incremental_book_L2 file (local or remote, `con` prepared for it) through `replay`."""
+    if end_ts is not None:
+        replay.account_until(end_ts)
     query = f"SELECT {L2_COLUMNS_SQL} FROM read_parquet({sql_string(uri)})"
     reader = con.sql(query).to_arrow_reader(BATCH_ROWS)
     feed_batches(replay, reader)

@@ -59,7 +59,7 @@ def _opening_snapshot(con: duckdb.DuckDBPyConnection, uri: str) -> tuple[np.ndar
         s AS (SELECT min(n) AS first FROM r WHERE is_snapshot),
         e AS (SELECT coalesce(min(n), (SELECT max(n) + 1 FROM r)) AS stop FROM r, s WHERE n > s.first AND NOT is_snapshot)
         SELECT side = 'ask' AS is_ask, price, amount FROM r, s, e
-        WHERE n >= s.first AND n < e.stop AND amount > 0
+        WHERE n >= s.first AND n < e.stop AND amount > 0 AND side IN ('bid', 'ask')
         """
     ).fetchnumpy()
     is_ask = np.asarray(rows["is_ask"], dtype=bool)
