@@ -62,6 +62,10 @@ def test_interrupt_stops_starting_new_days(emulator, tmp_path) -> None:
 def test_interrupt_cuts_stalled_downloads_at_once(start_emulator, tmp_path) -> None:
     # Every download stalls mid-body for a minute (read timeout 60 s); the interrupt must not wait for them.
     server = start_emulator(FaultConfig(stall=1.0, stall_seconds=60))
+    handler = signal.getsignal(signal.SIGINT)
+    assert handler is signal.default_int_handler, (
+        f"SIGINT is handled by {handler!r}: a SIGINT would not raise"
+    )
     requests = _requests(dt.date(2024, 1, 2), 4)
     sent: list[float] = []
 
@@ -83,3 +87,29 @@ def test_interrupt_cuts_stalled_downloads_at_once(start_emulator, tmp_path) -> N
     assert server.stats["counts"]["fault_stall"] == 4  # all four were stalled when it came
     assert list((tmp_path / "lake").rglob("data.parquet")) == []
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith((".tmp", ".unconfirmed"))]
+
+
+def test_an_interrupt_delivered_to_another_thread_still_stops_the_days(start_emulator, tmp_path) -> None:
+    """The kernel may hand a process-wide SIGINT to any thread that does not block it (here the main thread
+    blocks it, as a busy or masked main thread would not take it): the waiting main thread must still raise."""
+    server = start_emulator(FaultConfig(stall=1.0, stall_seconds=60))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    sent: list[float] = []
+
+    def interrupt_once_all_stall() -> None:
+        deadline = time.monotonic() + 30
+        while server.stats["counts"].get("fault_stall", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)  # taken by a thread that does not block it: not the main one
+
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        with make_client(server, tmp_path / "cache", read_timeout=60) as client:
+            threading.Thread(target=interrupt_once_all_stall, daemon=True).start()
+            with pytest.raises(KeyboardInterrupt):
+                ingest_days(client, tmp_path / "lake", _requests(dt.date(2024, 1, 2), 2), max_workers=2)
+            took = time.monotonic() - sent[0]
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    assert took < 10, f"the interrupt waited {took:.1f} s"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +106,22 @@ def ingest_day(
     return DayResult(request, download, write)
 
 
+#: How often the waiting caller wakes: the longest a signal taken by another thread waits for its handler.
+_WAKE_SECONDS = 0.5
+
+
+def _as_completed(futures: Iterable[Future]) -> Iterator[Future]:
+    """The futures as they finish, waking every _WAKE_SECONDS.
+
+    The kernel may hand a process-wide SIGINT/SIGTERM to any thread of the process; Python runs the handler in
+    the main thread only when it next executes bytecode, and a wait with no timeout (`as_completed`) would never
+    get there: a terminated run would hang on its stalled downloads."""
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=_WAKE_SECONDS, return_when=FIRST_COMPLETED)
+        yield from done
+
+
 def ingest_days(
     client: TardisClient,
     lake: Lake | Path,
@@ -147,7 +163,7 @@ def ingest_days(
             ): i
             for i in todo
         }
-        for future in as_completed(futures):
+        for future in _as_completed(futures):
             i = futures[future]
             try:
                 results[i] = future.result()
