@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
+from tick_assets.book import BookReplay
 from tick_assets.emulator import catalog, csvout, synth
 from tick_assets.tardis import datatypes
 
@@ -652,7 +653,8 @@ def test_memory_per_chunk_does_not_grow_with_the_day() -> None:
         synth._market.cache_clear()
         gc.collect()
         tracemalloc.start()
-        synth._market("deribit", "BTC-PERPETUAL", DAY, scale)  # the model: O(scale)
+        # the model, O(scale): the day's and what it keeps of the previous day's (the book it opens with)
+        assert len(synth._market("deribit", "BTC-PERPETUAL", DAY, scale).previous) == DAY.weekday()
         model, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
         rows = 0
@@ -672,3 +674,50 @@ def test_memory_per_chunk_does_not_grow_with_the_day() -> None:
     assert big_peak < 1.5 * small_peak + 2_000_000  # per-chunk temporaries: independent of the day's size
     assert big_peak < 60_000_000
     synth._market.cache_clear()
+
+
+def _closing_and_opening_books(day: dt.date, scale: int) -> tuple[tuple, tuple]:
+    """The whole L2 book `day` closes with (replayed) and the one the next day's first snapshot opens with."""
+    books = []
+    for d in (day, day + dt.timedelta(days=1)):
+        l2 = synth.generate_table("binance-futures", "BTCUSDT", "incremental_book_L2", d, scale)
+        cols = {c: l2.column(c).to_numpy(zero_copy_only=False) for c in l2.column_names}
+        is_ask = cols["side"] == "ask"
+        if d == day:
+            replay = BookReplay([])
+            replay.feed(cols["local_timestamp"], cols["is_snapshot"], is_ask, cols["price"], cols["amount"])
+            books.append(replay.book())
+        else:
+            first = int(np.flatnonzero(cols["is_snapshot"])[0])
+            run = first + int(np.argmin(cols["is_snapshot"][first:]))  # the first snapshot group ends there
+            snap = slice(first, run)
+            price, amount, ask = cols["price"][snap], cols["amount"][snap], is_ask[snap]
+            books.append(
+                (np.column_stack([price[~ask], amount[~ask]]), np.column_stack([price[ask], amount[ask]]))
+            )
+    return books[0], books[1]
+
+
+def _same_sizes(closing: tuple, opening: tuple) -> tuple[int, int]:
+    """(levels priced in both books, of them with the same size), both sides, within the range both cover."""
+    both = same = 0
+    for a, b in zip(closing, opening, strict=True):
+        lo, hi = max(a[:, 0].min(), b[:, 0].min()), min(a[:, 0].max(), b[:, 0].max())
+        a, b = (x[(x[:, 0] >= lo) & (x[:, 0] <= hi)] for x in (a, b))
+        common, ia, ib = np.intersect1d(a[:, 0], b[:, 0], return_indices=True)
+        assert (
+            len(common) >= len(a) - 2 and len(common) >= len(b) - 2
+        )  # the windows' edges may differ by a tick
+        both += len(common)
+        same += int((a[ia, 1] == b[ib, 1]).sum())
+    return both, same
+
+
+def test_a_day_opens_with_the_book_the_previous_day_closed_with_and_a_week_at_rest() -> None:
+    """Like a real feed, the next day's first L2 snapshot is the book the day ended with: every level and size
+    (within the UTC week; the model starts each Monday at rest)."""
+    for day in (dt.date(2024, 1, 2), dt.date(2024, 1, 5)):  # Tuesday -> Wednesday, Friday -> Saturday
+        both, same = _same_sizes(*_closing_and_opening_books(day, 20_000))
+        assert both > 3_000 and same == both, day
+    both, same = _same_sizes(*_closing_and_opening_books(dt.date(2024, 1, 7), 20_000))  # Sunday -> Monday
+    assert same < 0.8 * both

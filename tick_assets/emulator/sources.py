@@ -18,7 +18,7 @@ from tick_assets.tardis.datatypes import DATA_TYPES
 from tick_assets.tardis.urls import sanitize_for_file_name
 
 # Bump when the generator's output changes, so cached synthetic files are regenerated.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 EMPTY_GZIP = gzip.compress(b"", mtime=0)
 
 

@@ -19,8 +19,11 @@ The model (all numpy, no per-event Python loop):
 * Beyond the window, ``incremental_book_L2`` carries the deep book real feeds send: on each side, levels at 12%
   of the ticks within 5% of the day's open (hundreds to thousands of levels a side), resting at the window's size
   function (a level that falls out of the window keeps its size), and on 1% of the events a far-away level appears
-  or leaves. A move past the window drops the deep levels the touch passed over and shows those between the old
-  touch and the new window. The top 25 levels are always the window, so ``book_snapshot_25``, ``book_snapshot_5``
+  or leaves (and, later the same day, leaves or comes back). A move past the window drops the deep levels the
+  touch passed over and shows those between the old touch and the new window.
+* A day opens with the book the previous day closed with: prices are bridged across midnight, the far-away book
+  at rest is the same every day, and a level no update of the day has set holds what the week's earlier days left
+  there (their update indexes are looked up in their own models). The model starts each UTC week (Monday) at rest. The top 25 levels are always the window, so ``book_snapshot_25``, ``book_snapshot_5``
   and ``quotes`` are exactly the top of the L2 book; a message that changes only the deep book has no snapshot row.
 * ``incremental_book_L2`` has what real files have: on about half of the days a few buffered update rows before
   the first snapshot (readers must skip them), and on about 60% of the days one or two mid-day reconnects, where
@@ -312,6 +315,9 @@ class _Market:
         self.seed = _stable_int("tick_assets.synth", exchange, spec.id, day.isoformat(), scale)
         self.t0 = _day_start_us(day)
         self.salt = _U64(self.seed & 0xFFFF_FFFF_FFFF_FFFF)
+        # what a level holds when no update of this day or the previous one set it, and which far-away levels
+        # rest: the same every day, so a day opens with the book the previous one closed with
+        self.rest_salt = _U64(_stable_int("tick_assets.synth.rest", exchange, spec.id, scale, nbytes=8))
         self.level_median = _median_lots(spec, _LEVEL_NOTIONAL)
         self.latency_us = _BASE_LATENCY_US.get(exchange, _DEFAULT_LATENCY_US)
         rng = _rng(self.seed, 0)
@@ -400,17 +406,33 @@ class _Market:
         return np.asarray(side, dtype=np.int64) * span + (np.asarray(price) - self.deep_lo)
 
     def _deep_toggles(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Far-away levels that appear or leave: (event, side, price, sorted keys key * n + event)."""
+        """Far-away levels that appear or leave, and later the same day leave or come back (so every day closes
+        with the resting far-away book the next one opens with): (event, side, price, sorted keys key * n +
+        event), events sorted and distinct."""
         rng = _rng(self.seed, 8)
-        events = np.flatnonzero(rng.random(self.n) < _P_DEEP_TOGGLE)
-        events = events[events > 0]
-        side = rng.integers(0, 2, events.size).astype(np.int8)
-        u = rng.random(events.size)
-        lo = np.where(side == _ASK, self.ask[events] + BOOK_DEPTH, self.deep_lo)
-        hi = np.where(side == _ASK, self.deep_hi, self.bid[events] - BOOK_DEPTH)
+        first = np.flatnonzero(rng.random(self.n) < _P_DEEP_TOGGLE / 2)
+        first = first[(first > 0) & (first < self.n - 1)]
+        second = first + 1 + np.floor(rng.random(first.size) * (self.n - 1 - first)).astype(np.int64)
+        side = rng.integers(0, 2, first.size).astype(np.int8)
+        u = rng.random(first.size)
+        lo = np.where(side == _ASK, self.ask[first] + BOOK_DEPTH, self.deep_lo)
+        hi = np.where(side == _ASK, self.deep_hi, self.bid[first] - BOOK_DEPTH)
         ok = hi >= lo  # the touch may have left the deep range
-        events, side, u, lo, hi = events[ok], side[ok], u[ok], lo[ok], hi[ok]
+        first, second, side, u, lo, hi = first[ok], second[ok], side[ok], u[ok], lo[ok], hi[ok]
+        # a pair whose return shares its event with another toggle is dropped whole: one toggle per event
+        _, seen = np.unique(np.concatenate([first, second]), return_counts=True)
+        clash = np.isin(second, np.unique(np.concatenate([first, second]))[seen > 1]) | np.isin(
+            first, np.unique(np.concatenate([first, second]))[seen > 1]
+        )
+        first, second, side, u, lo, hi = (a[~clash] for a in (first, second, side, u, lo, hi))
         price = lo + np.floor(u * (hi - lo + 1)).astype(np.int64)
+        events = np.concatenate([first, second])
+        order = np.argsort(events, kind="stable")
+        events, side, price = (
+            events[order],
+            np.concatenate([side, side])[order],
+            np.concatenate([price, price])[order],
+        )
         keys = np.sort(self._deep_key(side, price) * self.n + events)
         return events.astype(np.int64), side, price.astype(np.int64), keys
 
@@ -418,7 +440,7 @@ class _Market:
         """Whether a level rests at (side, price) after `event` when that price is outside the window."""
         price = np.asarray(price)
         inside = (price >= self.deep_lo) & (price <= self.deep_hi)
-        x = self._hash(side, price, np.full(np.shape(price), -1), _MUL_DEEP)
+        x = self._hash(side, price, np.full(np.shape(price), -1), _MUL_DEEP, self.rest_salt)
         base = (x >> _U64(11)).astype(np.float64) / 2.0**53 < _DEEP_DENSITY
         key = self._deep_key(side, np.clip(price, self.deep_lo, self.deep_hi)) * self.n
         toggles = np.searchsorted(self.toggle_keys, key + event, side="right") - np.searchsorted(
@@ -470,38 +492,108 @@ class _Market:
         return np.where(ok, found % self.n, -1)
 
     def _hash(
-        self, side: np.ndarray | int, price: np.ndarray, event: np.ndarray, mul: np.uint64
+        self,
+        side: np.ndarray | int,
+        price: np.ndarray,
+        event: np.ndarray,
+        mul: np.uint64,
+        salt: np.uint64 | None = None,
     ) -> np.ndarray:
-        """64 well-mixed bits of (side, price, event) for this market."""
-        x = _mix64(np.asarray(price).astype(np.uint64) * _GOLDEN ^ self.salt)
+        """64 well-mixed bits of (side, price, event) for this market (or for `salt`)."""
+        x = _mix64(np.asarray(price).astype(np.uint64) * _GOLDEN ^ (self.salt if salt is None else salt))
         return _mix64(
             x
             ^ (np.asarray(event + 1).astype(np.uint64) * mul)
             ^ (np.asarray(side).astype(np.uint64) * _MUL_SIDE)
         )
 
-    def _level_lots(
-        self, side: np.ndarray | int, price: np.ndarray, last: np.ndarray, major: np.ndarray
+    def _base_lots(
+        self, side: np.ndarray, price: np.ndarray, major: np.ndarray, salt: np.uint64
     ) -> np.ndarray:
-        """Size in whole lots (>= 1) of a level whose last update is `last` and last major update `major`.
-
-        The resting size is a pure hash H(side, price, major) (log-normal, some of them round); each minor
-        update after it nudges it by a hash of its own index, so a level's size drifts by small amounts.
-        """
-        x = self._hash(side, price, major, _MUL_J)
+        """The resting size H(side, price, major) in lots (log-normal, some of them round) under `salt`."""
+        x = self._hash(side, price, major, _MUL_J, salt)
         mask = _U64(0xFFFF)
         total = (x & mask) + ((x >> _U64(16)) & mask) + ((x >> _U64(32)) & mask) + ((x >> _U64(48)) & mask)
         z = (total.astype(np.float64) / 65536.0 - 2.0) * math.sqrt(3.0)  # Irwin-Hall(4) ~ N(0, 1)
         base = np.maximum(1.0, np.rint(self.level_median * np.exp(_LEVEL_SIGMA * z))).astype(np.int64)
-        y = self._hash(side, price, major, _MUL_MINOR)
-        base = _round_lots(base, (y >> _U64(11)).astype(np.float64) / 2.0**53, 0.0, _LEVEL_P_ROUND)
-        # the nudge of a minor update: one small order (>= 1 lot) added or taken, from a hash of the update
-        m = self._hash(side, price, last, _MUL_MINOR)
+        y = self._hash(side, price, major, _MUL_MINOR, salt)
+        return _round_lots(base, (y >> _U64(11)).astype(np.float64) / 2.0**53, 0.0, _LEVEL_P_ROUND)
+
+    def _nudged(
+        self, side: np.ndarray, price: np.ndarray, base: np.ndarray, last: np.ndarray, salt: np.uint64
+    ) -> np.ndarray:
+        """`base` after the minor update `last`: one small order (>= 1 lot) added or taken, a hash of the update."""
+        m = self._hash(side, price, last, _MUL_MINOR, salt)
+        mask = _U64(0xFFFF)
         total = (m & mask) + ((m >> _U64(16)) & mask) + ((m >> _U64(32)) & mask)
         zm = (total.astype(np.float64) / 65536.0 - 1.5) * 2.0  # Irwin-Hall(3), sd 1
         size = np.maximum(1.0, np.rint(_MINOR_FRAC * base * np.exp(_MINOR_SIGMA * zm))).astype(np.int64)
-        nudge = np.where((m >> _U64(63)) == _U64(1), -size, size)
-        return np.where(last != major, np.maximum(1, base + nudge), base)
+        return np.maximum(1, base + np.where((m >> _U64(63)) == _U64(1), -size, size))
+
+    @functools.cached_property
+    def previous(self) -> list[_DayUpdates]:
+        """The level updates of the days before this one in its UTC week (from Monday), newest first: what this
+        day's book opens with. A Monday (or the instrument's first listed day) opens at rest."""
+        days = []
+        for back in range(1, self.day.weekday() + 1):
+            day = self.day - dt.timedelta(days=back)
+            if self.spec.available_since is not None and day < self.spec.available_since:
+                break
+            days.append(_DayUpdates.of(_Market(self.exchange, self.spec, day, self.scale)))
+        return days
+
+    def opening_lots(self, side: np.ndarray, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(base, size) in lots of each level as the day opens: as the last updates of the week's previous days
+        left it, at rest (the same every day) where none of them set it.
+
+        Of the days before, the newest with an update at the level gives its last update; the newest with a major
+        update gives the base (the same day, or an older one if that day only nudged the level)."""
+        rest = self._base_lots(side, price, np.full(price.shape, -1), self.rest_salt)
+        base, size = rest.copy(), rest.copy()
+        if not self.previous or price.size == 0:
+            return base, size
+        last = np.full(price.shape, -1, dtype=np.int64)
+        last_salt = np.zeros(price.shape, dtype=np.uint64)
+        major = np.full(price.shape, -1, dtype=np.int64)
+        major_salt = np.zeros(price.shape, dtype=np.uint64)
+        for day in self.previous:  # newest first: keep the first found
+            day_last, day_major = day.last(side, price)
+            take = (last < 0) & (day_last >= 0)
+            last[take], last_salt[take] = day_last[take], day.salt
+            take = (major < 0) & (day_major >= 0)
+            major[take], major_salt[take] = day_major[take], day.salt
+        has_major = major >= 0
+        base[has_major] = self._base_lots(
+            side[has_major], price[has_major], major[has_major], major_salt[has_major]
+        )
+        size[...] = base
+        minor = (last >= 0) & ((last != major) | (last_salt != major_salt))
+        size[minor] = self._nudged(side[minor], price[minor], base[minor], last[minor], last_salt[minor])
+        return base, size
+
+    def _level_lots(
+        self, side: np.ndarray | int, price: np.ndarray, last: np.ndarray, major: np.ndarray
+    ) -> np.ndarray:
+        """Size in whole lots (>= 1) of a level whose last update today is `last` and last major one `major`
+        (-1: none today).
+
+        A major update sets the resting size to a pure hash H(side, price, major); a minor one after it nudges
+        it by a hash of its own index, so a level's size drifts by small amounts. A level no update of the day
+        has set yet holds what it opened with (see opening_lots); a minor one nudges that.
+        """
+        side, price, last, major = (np.asarray(a) for a in np.broadcast_arrays(side, price, last, major))
+        side, price = side.astype(np.int8), price.astype(np.int64)
+        base = np.empty(price.shape, dtype=np.int64)
+        size = np.empty(price.shape, dtype=np.int64)
+        today = major >= 0
+        base[today] = self._base_lots(side[today], price[today], major[today], self.salt)
+        opening_base, opening_size = self.opening_lots(side[~today], price[~today])
+        base[~today] = opening_base
+        size[...] = base
+        size[~today] = opening_size  # a level not updated today at all; nudged below if a minor one came
+        minor = (last >= 0) & (last != major)
+        size[minor] = self._nudged(side[minor], price[minor], base[minor], last[minor], self.salt)
+        return size
 
     def book(self, start: int, stop: int, levels: int) -> _Book:
         """Top `levels` per side after each event in [start, stop)."""
@@ -569,6 +661,38 @@ class _Market:
         median = _median_lots(self.spec, _TRADE_NOTIONAL)
         lots = _lognormal_lots(rng, count, median, _TRADE_SIGMA, _TRADE_P_ONE, _TRADE_P_ROUND)
         return _Trades(local, ts, is_sell, price, lots)
+
+
+@dataclass(frozen=True)
+class _DayUpdates:
+    """One day's level updates, all a next day needs of it to open with the book it closed with."""
+
+    salt: np.uint64
+    n: int
+    pmin: int
+    prange: int
+    upd_keys: np.ndarray
+    major_keys: np.ndarray
+
+    @classmethod
+    def of(cls, market: _Market) -> _DayUpdates:
+        """The updates of a market (the rest of it is not kept)."""
+        return cls(market.salt, market.n, market.pmin, market.prange, market.upd_keys, market.major_keys)
+
+    def last(self, side: np.ndarray, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Index of the day's last update and last major update at each (side, price), or -1."""
+        inside = (price >= self.pmin) & (price < self.pmin + self.prange)
+        key = np.asarray(side, dtype=np.int64) * self.prange + (
+            np.where(inside, price, self.pmin) - self.pmin
+        )
+        out = []
+        for keys in (self.upd_keys, self.major_keys):
+            query = key * self.n + (self.n - 1)
+            pos = np.searchsorted(keys, query, side="right") - 1
+            found = keys[np.maximum(pos, 0)] if keys.size else np.zeros_like(query)
+            ok = inside & (pos >= 0) & (found // self.n == key)
+            out.append(np.where(ok, found % self.n, -1))
+        return out[0], out[1]
 
 
 @functools.lru_cache(maxsize=2)

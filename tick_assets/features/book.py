@@ -59,19 +59,37 @@ def replay_day(
     return samples, replay
 
 
-def order_flow_imbalance(price: np.ndarray, size: np.ndarray, has: np.ndarray, levels: int) -> np.ndarray:
+def cumulative_order_flow(price: np.ndarray, size: np.ndarray, has: np.ndarray) -> np.ndarray:
     """Multi-level order-flow imbalance (Xu, Gould & Howison 2018) between consecutive samples, summed over the
-    first `levels` levels: per level m, q_b 1[P_b >= P_b'] - q_b' 1[P_b <= P_b'] - q_a 1[P_a <= P_a'] + q_a' 1[P_a >=
-    P_a'] (' the previous sample). `price`/`size` are (samples, side, level), NaN where a level is absent (which adds
-    nothing). 0 at a day's first sample with a book, NaN where there is no book."""
-    p, q = price[:, :, :levels], np.nan_to_num(size[:, :, :levels])
-    p0, q0 = np.roll(p, 1, axis=0), np.roll(q, 1, axis=0)
-    bid = np.where(p[:, 0] >= p0[:, 0], q[:, 0], 0.0) - np.where(p[:, 0] <= p0[:, 0], q0[:, 0], 0.0)
-    ask = np.where(p[:, 1] >= p0[:, 1], q0[:, 1], 0.0) - np.where(p[:, 1] <= p0[:, 1], q[:, 1], 0.0)
-    e = (bid + ask).sum(axis=1)
-    previous = np.roll(has, 1)
-    previous[:1] = False
-    return np.where(has, np.where(previous, e, 0.0), np.nan)
+    first k levels, as a (samples, levels) array whose column k - 1 is the k-level OFI.
+
+    Per level m: q_b 1[P_b >= P_b'] - q_b' 1[P_b <= P_b'] - q_a 1[P_a <= P_a'] + q_a' 1[P_a >= P_a'] (' the
+    previous sample). `price`/`size` are (samples, side, level), NaN where a level is absent (which adds nothing).
+    0 at a day's first sample with a book, NaN where there is no book. One side at a time: a few (samples,
+    levels) temporaries, not (samples, side, levels) ones."""
+    total = np.zeros(price.shape[::2], dtype=np.float64)
+    for s in (0, 1):
+        p, q = price[:, s, :], np.nan_to_num(size[:, s, :])
+        p0, q0 = np.full_like(p, np.nan), np.zeros_like(q)
+        p0[1:], q0[1:] = p[:-1], q[:-1]
+        up, down = p >= p0, p <= p0
+        if s == 0:  # bids: a higher or same bid adds its size, a lower or same one takes the old size
+            total += np.where(up, q, 0.0)
+            total -= np.where(down, q0, 0.0)
+        else:  # asks: a lower or same ask takes its size, a higher or same one adds back the old size
+            total += np.where(up, q0, 0.0)
+            total -= np.where(down, q, 0.0)
+    np.cumsum(total, axis=1, out=total)
+    previous = np.zeros_like(has)
+    previous[1:] = has[:-1]
+    total[has & ~previous] = 0.0
+    total[~has] = np.nan
+    return total
+
+
+def order_flow_imbalance(price: np.ndarray, size: np.ndarray, has: np.ndarray, levels: int) -> np.ndarray:
+    """The `levels`-level order-flow imbalance between consecutive samples (see cumulative_order_flow)."""
+    return cumulative_order_flow(price[:, :, :levels], size[:, :, :levels], has)[:, levels - 1]
 
 
 def _list_column(prices: np.ndarray, has: np.ndarray) -> pa.ListArray:
@@ -116,6 +134,7 @@ def book_table(samples: BookSamples, day: DaySlice) -> pa.Table:
         filled_size = np.where(np.isnan(size), 0.0, size)
         notional = np.where(np.isnan(price), 0.0, price * filled_size)
         cum_size, cum_notional = np.cumsum(filled_size, axis=2), np.cumsum(notional, axis=2)
+        ofi = cumulative_order_flow(price, size, has)
         for k in depth_levels(depth):
             bid_k, ask_k = cum_size[:, 0, k - 1], cum_size[:, 1, k - 1]
             cols[f"bid_depth_{k}"] = _nullable(bid_k, has)
@@ -123,7 +142,7 @@ def book_table(samples: BookSamples, day: DaySlice) -> pa.Table:
             cols[f"bid_notional_{k}"] = _nullable(cum_notional[:, 0, k - 1], has)
             cols[f"ask_notional_{k}"] = _nullable(cum_notional[:, 1, k - 1], has)
             cols[f"imbalance_{k}"] = _nullable((bid_k - ask_k) / (bid_k + ask_k), has)
-            cols[f"ofi_{k}"] = _nullable(order_flow_imbalance(price, size, has, k), has)
+            cols[f"ofi_{k}"] = _nullable(ofi[:, k - 1], has)
         for b, bps in enumerate(samples.bands_bps):
             bid_b, ask_b = samples.band_depth[:, 0, b], samples.band_depth[:, 1, b]
             cols[f"bid_depth_{bps}bps"] = _nullable(bid_b, has)
