@@ -35,6 +35,7 @@ COLUMNS = [
     ("bid_top25_overlap", "bid overlap D/D+1", "{:.2f}"),
     ("ask_top25_overlap", "ask overlap D/D+1", "{:.2f}"),
     ("bid_same_size_share", "bid same size", "{:.2f}"),
+    ("ask_same_size_share", "ask same size", "{:.2f}"),
     ("mid_change_bps", "mid change bps", "{:.2f}"),
     ("pre_snapshot_rows", "pre-snapshot rows", "{:,}"),
     ("resnapshots", "re-snapshots", "{:,}"),
@@ -48,20 +49,20 @@ def _store(lake: Path, source: Path, data_type: str, day: dt.date) -> None:
     write_partition(source, partition_file(lake, f"raw/{data_type}", *INSTRUMENT, day), data_type)
 
 
-def emulator_figures(work: Path, scale: int) -> dict:
+def emulator_figures(work: Path, scale: int, first: dt.date = DAY) -> dict:
     """Proof figures of the first of two emulator days at `scale`."""
-    lake = work / f"lake-{scale}"
+    lake = work / f"lake-{scale}-{first}"
     for data_type, day in (
-        ("incremental_book_L2", DAY),
-        ("incremental_book_L2", DAY + dt.timedelta(days=1)),
-        ("book_snapshot_25", DAY),
+        ("incremental_book_L2", first),
+        ("incremental_book_L2", first + dt.timedelta(days=1)),
+        ("book_snapshot_25", first),
     ):
         source = work / f"{data_type}-{scale}-{day}.csv.gz"
         write_dataset(*INSTRUMENT, data_type, day, scale, source)
         _store(lake, source, data_type, day)
         source.unlink()
     with connect(LocalLake(lake)) as con:
-        return proof_figures(con, lake, DaySlice(*INSTRUMENT, DAY))
+        return proof_figures(con, lake, DaySlice(*INSTRUMENT, first))
 
 
 def real_figures(work: Path) -> dict:
@@ -85,6 +86,11 @@ def main() -> None:
     """Print the proof figures table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="20000,200000,2000000")
+    parser.add_argument(
+        "--more-days",
+        default="2024-01-05,2024-01-07",
+        help="more first days at 200,000 (2024-01-07 is a Sunday: the emulator starts each week at rest)",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -92,8 +98,10 @@ def main() -> None:
         rows = []
         for scale in (int(s) for s in args.scales.split(",")):
             started = time.perf_counter()
-            rows.append((f"emulator, scale {scale:,}", emulator_figures(work, scale)))
+            rows.append((f"emulator {DAY} ({DAY:%a}), scale {scale:,}", emulator_figures(work, scale)))
             print(f"scale {scale:,}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        for day in (dt.date.fromisoformat(d) for d in args.more_days.split(",") if d):
+            rows.append((f"emulator {day} ({day:%a}), scale 200,000", emulator_figures(work, 200_000, day)))
         rows.append(("real head, derived L2 (no next day)", real_figures(work)))
     print("| day | " + " | ".join(label for _, label, _ in COLUMNS) + " |")
     print("|---|" + "---:|" * len(COLUMNS))

@@ -21,7 +21,7 @@ warnings.filterwarnings(
     "ignore", r"Parameter `backfill_policy` of function `asset` is currently in beta", dg.BetaWarning
 )
 
-CODE_VERSION = "analytics-v3"  # v3: one Parquet file per partition in the lake (v2: nothing crosses midnight)
+CODE_VERSION = "analytics-v4"  # v4: the deep-book columns from analytics/book_1m (v3: one file per partition)
 
 
 def _utc(frame: pd.DataFrame, column: str) -> pd.DataFrame:
