@@ -158,6 +158,12 @@ def test_rows_without_a_side_are_skipped_as_invalid_and_without_a_time_fail_with
     # neither row became a bid (a NULL side is not a bid): the book is the snapshot's
     assert done.stats.invalid_rows == 2 and done.stats.rows == 2
     assert done.top_price[0, :, 0].tolist() == [100.0, 101.0] and done.levels[0].tolist() == [1, 1]
+    # a row of unknown is_snapshot inside the snapshot neither ends it nor starts another one
+    replay = BookReplay([10])
+    rows = [(1, True, False, 100.0, 1.0), (1, True, False, 99.0, 1.0), (1, None, True, 101.5, 1.0)]
+    feed_batches(replay, [_batch([*rows, (1, True, True, 101.0, 1.0), (1, True, True, 102.0, 1.0)])])
+    done = replay.finish()
+    assert done.stats.snapshots == 1 and done.stats.invalid_rows == 1 and done.levels[0].tolist() == [2, 2]
     with pytest.raises(BookReplayError, match="row 3 has no local_timestamp"):
         feed_batches(
             BookReplay([]),

@@ -11,7 +11,7 @@ import pytest
 
 from tick_assets.emulator.synth import write_dataset
 from tick_assets.features import microstructure
-from tick_assets.features.book import book_features, depth_levels, order_flow_imbalance, replay_day
+from tick_assets.features.book import book_features, depth_levels, multi_level_ofi, replay_day
 from tick_assets.features.book_proof import proof_figures
 from tick_assets.features.grid import DaySlice
 from tick_assets.lake import LakeError, LocalLake, connect, partition_file, write_partition
@@ -86,24 +86,32 @@ def test_the_books_order_flow_at_one_level_is_the_analytics_level_1_ofi_and_deep
 
 def test_multi_level_order_flow_imbalance_by_hand() -> None:
     nan = np.nan
-    # samples x side (bid, ask) x level: bid 100/99 then the bid ticks up to 101 (new level 0), the ask pulls 10
+    # samples x side (bid, ask) x level: bid 100/99 then the bid ticks up to 101 (new level 0); then the second ask
+    # level goes and so does the whole bid side
     price = np.array(
-        [[[100, 99], [102, 103]], [[101, 100], [102, 103]], [[101, 100], [102, nan]]], dtype=float
+        [
+            [[100, 99], [102, 103]],
+            [[101, 100], [102, 103]],
+            [[101, 100], [102, nan]],
+            [[nan, nan], [102, nan]],
+        ],
+        dtype=float,
     )
-    size = np.array([[[5, 7], [4, 6]], [[2, 5], [1, 6]], [[2, 6], [1, nan]]], dtype=float)
-    has = np.array([True, True, True])
-    level_1 = order_flow_imbalance(price, size, has, 1)
-    # row 1: bid up: +q_b = 2; ask same price: q_a' - q_a = 4 - 1 = 3. Row 2: nothing at level 1.
-    assert level_1.tolist() == [0.0, 5.0, 0.0]
-    # level 2 adds row 1: bid 99 -> 100 up: +5; ask 103 same: 6 - 6 = 0. Row 2: bid 100 same: 6 - 5 = +1; the ask
-    # level is gone (NaN), which adds nothing.
-    assert order_flow_imbalance(price, size, has, 2).tolist() == [0.0, 10.0, 1.0]
-    assert np.isnan(order_flow_imbalance(price, size, np.array([False, True, True]), 2)).tolist() == [
-        True,
-        False,
-        False,
-    ]
-    assert order_flow_imbalance(price, size, np.array([False, True, True]), 2)[1] == 0.0  # first with a book
+    size = np.array(
+        [[[5, 7], [4, 6]], [[2, 5], [1, 6]], [[2, 6], [1, nan]], [[nan, nan], [1, nan]]], dtype=float
+    )
+    has = np.array([True, True, True, True])
+    # row 1: bid up: +q_b = 2; ask same price: q_a' - q_a = 4 - 1 = 3. Row 2: nothing at level 1. Row 3: the best
+    # bid (size 2) vanishes: a bid at -inf, -q_b' = -2.
+    assert multi_level_ofi(price, size, has, 1).tolist() == [0.0, 5.0, 0.0, -2.0]
+    # level 2, row 1: bid 99 -> 100 up: +5; ask 103 same: 6 - 6 = 0. Row 2: bid 100 same: 6 - 5 = +1; the ask at
+    # 103 (size 6) goes: an ask at +inf, +q_a' = +6. Row 3: the second bid (size 6) goes too: -6 more.
+    assert multi_level_ofi(price, size, has, 2).tolist() == [0.0, 10.0, 7.0, -8.0]
+    no_first = np.array([False, True, True, True])
+    assert np.isnan(multi_level_ofi(price, size, no_first, 2)).tolist() == [True, False, False, False]
+    assert multi_level_ofi(price, size, no_first, 2)[1] == 0.0  # the first sample with a book
+    with pytest.raises(ValueError, match="between 1 and the 2 levels"):
+        multi_level_ofi(price, size, has, 3)
 
 
 def test_the_rebuilt_top_25_equals_book_snapshot_25_and_the_day_reconciles_with_the_next(lake) -> None:

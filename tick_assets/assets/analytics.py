@@ -3,6 +3,7 @@
 import base64
 import warnings
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -21,7 +22,13 @@ warnings.filterwarnings(
     "ignore", r"Parameter `backfill_policy` of function `asset` is currently in beta", dg.BetaWarning
 )
 
-CODE_VERSION = "analytics-v4"  # v4: the deep-book columns from analytics/book_1m (v3: one file per partition)
+CODE_VERSION = "analytics-v3"  # v3: one Parquet file per partition in the lake (v2: nothing crosses midnight)
+SUMMARY_CODE_VERSION = (
+    "analytics-v4"  # daily_summary v4: the deep-book columns and panels from analytics/book_1m
+)
+BOOK_1M_CODE_VERSION = "book-1m-v1"
+#: The daily summary columns from analytics/book_1m, also shown in its metadata.
+_DEEP_SUMMARY = {*microstructure.BOOK_DAILY_MEANS, *(f"book_ofi_{k}" for k in microstructure.BOOK_OFI_LEVELS)}
 
 
 def _utc(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -84,7 +91,7 @@ def build_analytics_assets(
         ins=summary_ins,
         kinds={"pandas", "parquet", "matplotlib"},
         metadata={"dagster/table_name": "analytics.daily_summary"},
-        **common,
+        **(common | {"code_version": SUMMARY_CODE_VERSION if book is not None else CODE_VERSION}),
     )
     def daily_summary(
         context: dg.AssetExecutionContext, lake: LakeResource, **inputs: pd.DataFrame
@@ -138,16 +145,13 @@ def build_analytics_assets(
     return [microstructure_1m, *([book_1m] if book_1m is not None else []), daily_summary]
 
 
-_DEEP_SUMMARY = {*microstructure.BOOK_DAILY_MEANS, *(f"book_ofi_{k}" for k in microstructure.BOOK_OFI_LEVELS)}
-
-
-def _book_minutes_asset(book: dg.AssetsDefinition, common: dict) -> dg.AssetsDefinition:
+def _book_minutes_asset(book: dg.AssetsDefinition, common: dict[str, Any]) -> dg.AssetsDefinition:
     @dg.asset(
         key=["analytics", "book_1m"],
         ins={"book": dg.AssetIn(book.key, metadata={"columns": microstructure.BOOK_INPUT_COLUMNS})},
         kinds={"pandas", "parquet"},
         metadata={"dagster/table_name": "analytics.book_1m"},
-        **common,
+        **(common | {"code_version": BOOK_1M_CODE_VERSION}),
     )
     def book_1m(context: dg.AssetExecutionContext, book: pd.DataFrame) -> pd.DataFrame:
         """1-minute bars of the whole rebuilt book: depth at 25 levels against depth within 25 and 100 bps,

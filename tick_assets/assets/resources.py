@@ -6,9 +6,10 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, field_validator
 
 from tick_assets import settings
+from tick_assets.features.microstructure import BOOK_OFI_LEVELS
 from tick_assets.lake import ConversionOptions
 from tick_assets.lake.datasets import connect
 from tick_assets.lake.migrate import check_layout
@@ -135,6 +136,10 @@ class LakeResource(dg.ConfigurableResource):
         return connect(self.lake, self.duckdb_threads_per_conversion, self.duckdb_memory_limit)
 
 
+#: features/book lists at least these levels: the deepest order-flow imbalance the analytics read.
+MIN_BOOK_DEPTH = max(BOOK_OFI_LEVELS)
+
+
 class FeatureSettings(dg.ConfigurableResource):
     """Settings of the feature assets (resource `features`)."""
 
@@ -143,3 +148,14 @@ class FeatureSettings(dg.ConfigurableResource):
     grid_step_ms: int = 1000
     #: Levels per side of features/book's top-of-book lists and its deepest depth column (depth at N levels).
     book_depth: int = 50
+
+    @field_validator("book_depth")
+    @classmethod
+    def _book_depth_covers_the_analytics(cls, value: int) -> int:
+        if value < MIN_BOOK_DEPTH:
+            raise ValueError(
+                f"features.book_depth={value}: it must be at least {MIN_BOOK_DEPTH}, the levels whose order-flow "
+                f"imbalance analytics/book_1m reads (ofi_{MIN_BOOK_DEPTH}); the whole book is rebuilt whatever "
+                "the setting, which only sets how many levels are listed"
+            )
+        return value

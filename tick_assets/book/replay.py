@@ -210,31 +210,40 @@ class BookReplay:
 L2_COLUMNS_SQL = "local_timestamp, is_snapshot, CASE side WHEN 'ask' THEN true WHEN 'bid' THEN false END AS is_ask, price, amount"
 
 
+def _continue_previous(values: np.ndarray, missing: np.ndarray, before: bool) -> np.ndarray:
+    """`values` with each missing entry taken from the entry before it (`before` ahead of the first)."""
+    index = np.where(missing, -1, np.arange(values.size))
+    np.maximum.accumulate(index, out=index)
+    return np.where(index < 0, before, values[np.maximum(index, 0)])
+
+
 def feed_batches(replay: BookReplay, batches: Iterable[pa.RecordBatch]) -> None:
     """Feed record batches of L2_COLUMNS_SQL to a replay. A row without a side or is_snapshot is invalid (counted
-    and skipped, like a missing price); one without a local_timestamp cannot be placed: BookReplayError."""
-    seen = 0
+    and skipped, like a missing price, and neither starting nor ending a snapshot); one without a local_timestamp
+    cannot be placed: BookReplayError."""
     for batch in batches:
         if batch.num_rows == 0:
             continue
         local_ts, is_snapshot, is_ask, price, amount = (batch.column(i) for i in range(5))
         if local_ts.null_count:
-            row = seen + int(np.flatnonzero(np.asarray(local_ts.is_null()))[0])
+            row = replay._rows_seen + int(np.flatnonzero(np.asarray(local_ts.is_null()))[0])
             raise BookReplayError(
                 f"incremental_book_L2 row {row:,} has no local_timestamp: the row cannot be placed in the stream; "
                 "re-download the day (the file may be damaged) or report it to Tardis"
             )
+        snapshot = is_snapshot.to_numpy(zero_copy_only=False)
         if is_snapshot.null_count or is_ask.null_count or price.null_count or amount.null_count:
             unusable = pc.or_(pc.is_null(is_snapshot), pc.is_null(is_ask))
             price = pc.if_else(unusable, pa.scalar(None, price.type), price).fill_null(np.nan)
-            amount, is_snapshot, is_ask = (
-                amount.fill_null(np.nan),
-                is_snapshot.fill_null(False),
-                is_ask.fill_null(False),
-            )
-        seen += batch.num_rows
+            amount, is_ask = amount.fill_null(np.nan), is_ask.fill_null(False)
+            # an unknown is_snapshot continues the previous row's run, so it cannot split or start a snapshot
+            missing = np.asarray(is_snapshot.is_null())
+            before = bool(replay.state[kernel.PREV_SNAPSHOT])
+            snapshot = _continue_previous(np.asarray(is_snapshot.fill_null(False)), missing, before)
         replay.feed(
-            *(c.to_numpy(zero_copy_only=False) for c in (local_ts, is_snapshot, is_ask, price, amount))
+            local_ts.to_numpy(zero_copy_only=False),
+            snapshot,
+            *(c.to_numpy(zero_copy_only=False) for c in (is_ask, price, amount)),
         )
 
 

@@ -21,9 +21,11 @@ The model (all numpy, no per-event Python loop):
   function (a level that falls out of the window keeps its size), and on 1% of the events a far-away level appears
   or leaves (and, later the same day, leaves or comes back). A move past the window drops the deep levels the
   touch passed over and shows those between the old touch and the new window.
-* A day opens with the book the previous day closed with: prices are bridged across midnight, the far-away book
-  at rest is the same every day, and a level no update of the day has set holds what the week's earlier days left
-  there (their update indexes are looked up in their own models). The model starts each UTC week (Monday) at rest. The top 25 levels are always the window, so ``book_snapshot_25``, ``book_snapshot_5``
+* A day opens with the book the previous day closed with: the touch is bridged across midnight and the spread
+  carried over, the far-away book at rest is the same every day, and a level no update of the day has set holds
+  what the week's earlier days left there (their update indexes are looked up in their own models). The far book
+  spans 5% around each day's own open, so its edges move at midnight. The model starts each UTC week (Monday) at
+  rest. The top 25 levels are always the window, so ``book_snapshot_25``, ``book_snapshot_5``
   and ``quotes`` are exactly the top of the L2 book; a message that changes only the deep book has no snapshot row.
 * ``incremental_book_L2`` has what real files have: on about half of the days a few buffered update rows before
   the first snapshot (readers must skip them), and on about 60% of the days one or two mid-day reconnects, where
@@ -51,7 +53,8 @@ liquidations           max(3, scale // 200)             100 / 2.5k / 25k
 
 A real-size book_snapshot_25 day (5M rows) is scale ~5.4M; an incremental_book_L2 day of 20M rows is scale
 ~13.5M (see bench/synthetic_data.py, which measures both). Book data types are generated in chunks of
-``CHUNK_EVENTS`` events, so memory is the O(scale) model (about 60 bytes per event) plus one chunk.
+``CHUNK_EVENTS`` events, so memory is the O(scale) model (about 60 bytes per event), the update keys of the
+week's earlier days (about 10 bytes per event each, up to six of them on a Sunday), plus one chunk.
 
 Prices and amounts are integers divided by a power of ten, so they print in shortest decimal form.
 """
@@ -275,6 +278,12 @@ def _open_ticks(exchange: str, spec: catalog.SymbolSpec, day: dt.date) -> int:
     return max(200, round(price * 10**spec.price_decimals / spec.tick_units))
 
 
+def _opening_spread(exchange: str, spec: catalog.SymbolSpec, day: dt.date) -> int:
+    """The spread in ticks a day opens with (and the previous day's last move ends with), drawn like the others."""
+    u = _stable_int("spread", exchange, spec.id, day.isoformat(), nbytes=4) / 2**32
+    return int(np.searchsorted(np.cumsum(_SPREAD_P), u, side="right")) + 1
+
+
 @dataclass(frozen=True)
 class _Book:
     """Top `levels` of the book for a contiguous range of events (arrays indexed by event - start)."""
@@ -338,6 +347,10 @@ class _Market:
         b_open = _open_ticks(exchange, spec, day)
         b_next = _open_ticks(exchange, spec, day + dt.timedelta(days=1))
         spreads = rng.choice(3, size=m, p=_SPREAD_P).astype(np.int64) + 1
+        # the day opens with the spread the previous day's last move left (both read it off the day number)
+        opening_spread = _opening_spread(exchange, spec, day)
+        if m:
+            spreads[-1] = _opening_spread(exchange, spec, day + dt.timedelta(days=1))
         sigma = max(0.7, _DAILY_VOL * b_open / math.sqrt(max(m, 1)))
         steps = _price_steps(rng, m, sigma)
         walk = np.cumsum(steps)
@@ -349,7 +362,7 @@ class _Market:
         has_move = move_no >= 0
         safe = np.maximum(move_no, 0)
         self.bid = np.where(has_move, path[safe] if m else b_open, b_open).astype(np.int64)
-        self.ask = self.bid + np.where(has_move, spreads[safe] if m else 1, 1)
+        self.ask = self.bid + np.where(has_move, spreads[safe] if m else opening_spread, opening_spread)
         self.is_move = is_move
 
         # level updates: side and level (biased to the top) of every non-move event
@@ -420,10 +433,9 @@ class _Market:
         ok = hi >= lo  # the touch may have left the deep range
         first, second, side, u, lo, hi = first[ok], second[ok], side[ok], u[ok], lo[ok], hi[ok]
         # a pair whose return shares its event with another toggle is dropped whole: one toggle per event
-        _, seen = np.unique(np.concatenate([first, second]), return_counts=True)
-        clash = np.isin(second, np.unique(np.concatenate([first, second]))[seen > 1]) | np.isin(
-            first, np.unique(np.concatenate([first, second]))[seen > 1]
-        )
+        events, seen = np.unique(np.concatenate([first, second]), return_counts=True)
+        shared = events[seen > 1]
+        clash = np.isin(first, shared) | np.isin(second, shared)
         first, second, side, u, lo, hi = (a[~clash] for a in (first, second, side, u, lo, hi))
         price = lo + np.floor(u * (hi - lo + 1)).astype(np.int64)
         events = np.concatenate([first, second])
@@ -539,7 +551,7 @@ class _Market:
             day = self.day - dt.timedelta(days=back)
             if self.spec.available_since is not None and day < self.spec.available_since:
                 break
-            days.append(_DayUpdates.of(_Market(self.exchange, self.spec, day, self.scale)))
+            days.append(_day_updates(self.exchange, self.spec.id, day, self.scale))
         return days
 
     def opening_lots(self, side: np.ndarray, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -550,7 +562,7 @@ class _Market:
         update gives the base (the same day, or an older one if that day only nudged the level)."""
         rest = self._base_lots(side, price, np.full(price.shape, -1), self.rest_salt)
         base, size = rest.copy(), rest.copy()
-        if not self.previous or price.size == 0:
+        if price.size == 0 or not self.previous:
             return base, size
         last = np.full(price.shape, -1, dtype=np.int64)
         last_salt = np.zeros(price.shape, dtype=np.uint64)
@@ -693,6 +705,14 @@ class _DayUpdates:
             ok = inside & (pos >= 0) & (found // self.n == key)
             out.append(np.where(ok, found % self.n, -1))
         return out[0], out[1]
+
+
+@functools.lru_cache(maxsize=8)
+def _day_updates(exchange: str, symbol_id: str, day: dt.date, scale: int) -> _DayUpdates:
+    """A day's level updates, kept for the days after it in its week (a week's days are generated in a row)."""
+    spec = catalog.CATALOG[exchange].symbol(symbol_id)
+    assert spec is not None
+    return _DayUpdates.of(_Market(exchange, spec, day, scale))
 
 
 @functools.lru_cache(maxsize=2)

@@ -64,13 +64,15 @@ def cumulative_order_flow(price: np.ndarray, size: np.ndarray, has: np.ndarray) 
     first k levels, as a (samples, levels) array whose column k - 1 is the k-level OFI.
 
     Per level m: q_b 1[P_b >= P_b'] - q_b' 1[P_b <= P_b'] - q_a 1[P_a <= P_a'] + q_a' 1[P_a >= P_a'] (' the
-    previous sample). `price`/`size` are (samples, side, level), NaN where a level is absent (which adds nothing).
-    0 at a day's first sample with a book, NaN where there is no book. One side at a time: a few (samples,
-    levels) temporaries, not (samples, side, levels) ones."""
+    previous sample). `price`/`size` are (samples, side, level), NaN where a side has fewer levels; an absent
+    level is a bid at -inf or an ask at +inf of size 0, the usual convention (a vanishing best bid of size q
+    adds -q). 0 at a day's first sample with a book, NaN where there is no book. One side at a time: a few
+    (samples, levels) temporaries, not (samples, side, levels) ones."""
     total = np.zeros(price.shape[::2], dtype=np.float64)
-    for s in (0, 1):
-        p, q = price[:, s, :], np.nan_to_num(size[:, s, :])
-        p0, q0 = np.full_like(p, np.nan), np.zeros_like(q)
+    for s, absent in ((0, -np.inf), (1, np.inf)):
+        p = np.where(np.isnan(price[:, s, :]), absent, price[:, s, :])
+        q = np.nan_to_num(size[:, s, :])
+        p0, q0 = np.full_like(p, absent), np.zeros_like(q)
         p0[1:], q0[1:] = p[:-1], q[:-1]
         up, down = p >= p0, p <= p0
         if s == 0:  # bids: a higher or same bid adds its size, a lower or same one takes the old size
@@ -87,8 +89,10 @@ def cumulative_order_flow(price: np.ndarray, size: np.ndarray, has: np.ndarray) 
     return total
 
 
-def order_flow_imbalance(price: np.ndarray, size: np.ndarray, has: np.ndarray, levels: int) -> np.ndarray:
+def multi_level_ofi(price: np.ndarray, size: np.ndarray, has: np.ndarray, levels: int) -> np.ndarray:
     """The `levels`-level order-flow imbalance between consecutive samples (see cumulative_order_flow)."""
+    if not 1 <= levels <= price.shape[2]:
+        raise ValueError(f"levels must be between 1 and the {price.shape[2]} levels given, got {levels}")
     return cumulative_order_flow(price[:, :, :levels], size[:, :, :levels], has)[:, levels - 1]
 
 

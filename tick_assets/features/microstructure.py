@@ -141,11 +141,15 @@ def book_1m(book: pd.DataFrame) -> pd.DataFrame:
         imbalance_100bps_mean=("imbalance_100bps", "mean"),
         levels_mean=("levels", "mean"),
         **ofi,
+        rows_with_book=("mid", "count"),
         messages=("messages", "sum"),
         crossed_or_locked_share=("crossed_or_locked", "mean"),
         staleness_ms_max=("staleness_ms", "max"),
     )
-    return out.reset_index().astype({c: "float64" for c in out.columns if c != "messages"})
+    out = out.astype({c: "float64" for c in out.columns if c not in ("messages", "rows_with_book")})
+    # a minute without a book has no order flow (NULL), not zero flow
+    out.loc[out["rows_with_book"] == 0, list(ofi)] = np.nan
+    return out.drop(columns="rows_with_book").reset_index()
 
 
 def daily_summary(minutes: pd.DataFrame, book_minutes: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -173,8 +177,7 @@ def daily_summary(minutes: pd.DataFrame, book_minutes: pd.DataFrame | None = Non
     if book_minutes is not None:
         b = book_minutes.assign(date=book_minutes["minute"].dt.floor("1D")).groupby(["instrument", "date"])
         deep = b[list(BOOK_DAILY_MEANS)].mean()
-        deep[[f"book_ofi_{k}" for k in BOOK_OFI_LEVELS]] = (
-            b[[f"ofi_{k}" for k in BOOK_OFI_LEVELS]].sum().to_numpy()
-        )
+        flows = b[[f"ofi_{k}" for k in BOOK_OFI_LEVELS]].sum(min_count=1)  # NULL for a day without a book
+        deep[[f"book_ofi_{k}" for k in BOOK_OFI_LEVELS]] = flows.to_numpy()
         out = out.join(deep, how="left")
     return out.reset_index()
