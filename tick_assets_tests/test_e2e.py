@@ -95,7 +95,7 @@ def test_demo_backfills_every_asset_through_the_daemon(tmp_path, monkeypatch) ->
         deep = con.execute(
             "SELECT min(depth_100bps_mean / depth_25_levels_mean) FROM analytics.daily_summary"
         ).fetchone()[0]
-        assert deep > 3
+        assert deep > 1.5  # 2.3 on deribit's coarser ticks at this scale, far more on binance-futures
         assert con.execute("SELECT count(*) FROM analytics.book_1m").fetchone()[0] == 1440 * partitions
     charts = sorted((data_dir / "reports" / "daily_summary").glob("*/*.png"))
     assert len(charts) == partitions
