@@ -228,7 +228,12 @@ def _run_download(args: argparse.Namespace) -> int:
         )
         client = stack.enter_context(
             shared_client(
-                data_dir(), api_key=api_key, datasets_url=datasets_url, api_url=api_url, limiter=limiter
+                data_dir(),
+                api_key=api_key,
+                datasets_url=datasets_url,
+                api_url=api_url,
+                limiter=limiter,
+                limiter_url=settings.limiter_url(),
             )
         )
         started = time.monotonic()
@@ -327,7 +332,11 @@ def _configured_definitions(datasets_url: str, api_url: str, api_key: str | None
     from tick_assets.definitions import build_definitions
 
     tardis = TardisResource(
-        api_key=api_key, datasets_url=datasets_url, api_url=api_url, data_dir=str(data_dir())
+        api_key=api_key,
+        datasets_url=datasets_url,
+        api_url=api_url,
+        data_dir=str(data_dir()),
+        limiter_url=settings.limiter_url(),
     )
     return build_definitions(
         partitions=configured_partitions(),

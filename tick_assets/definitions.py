@@ -104,6 +104,8 @@ defs = build_definitions(
         datasets_url=settings.datasets_url(),
         api_url=settings.api_url(),
         data_dir=str(settings.data_dir()),
+        # the limiter's server URL may hold a password: resolved at run time, like the key
+        limiter_url=dg.EnvVar(settings.LIMITER_URL_VAR) if os.environ.get(settings.LIMITER_URL_VAR) else None,
     ),
     daily_sensor=dg.DefaultSensorStatus.RUNNING
     if settings.daily_sensor_on()

@@ -102,6 +102,15 @@ def lake_url(data: Path | str | None = None) -> str:
     return os.environ.get("TICK_ASSETS_LAKE") or str(Path(data or data_dir()).absolute() / "lake")
 
 
+#: The environment variable with the shared limiter's server URL (several machines); unset: one machine.
+LIMITER_URL_VAR = "TICK_ASSETS_LIMITER_URL"
+
+
+def limiter_url() -> str | None:
+    """The shared limiter's server (TICK_ASSETS_LIMITER_URL, e.g. postgresql://...), or None for the SQLite file."""
+    return os.environ.get(LIMITER_URL_VAR) or None
+
+
 def cache_retention() -> str:
     """TICK_ASSETS_CACHE_RETENTION: `keep` every downloaded csv.gz (default), or `delete` it once stored."""
     return os.environ.get("TICK_ASSETS_CACHE_RETENTION", "keep")

@@ -43,11 +43,15 @@ class TardisResource(dg.ConfigurableResource):
     connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 60.0
     metadata_ttl_seconds: float = 3600.0
+    #: The limiter's server when several machines download (postgresql://user:password@host/db, from
+    #: TICK_ASSETS_LIMITER_URL through dg.EnvVar so the password is never shown); unset: DATA_DIR/ratelimit.sqlite.
+    limiter_url: str | None = None
 
     _client: TardisClient | None = PrivateAttr(default=None)
 
     def build_client(self) -> TardisClient:
-        """Create a client whose limiter state lives in DATA_DIR/ratelimit.sqlite (shared machine-wide)."""
+        """Create a client whose limiter state lives in DATA_DIR/ratelimit.sqlite (shared machine-wide), or on the
+        limiter server of `limiter_url` (shared by every machine)."""
         return shared_client(
             Path(self.data_dir),
             api_key=self.api_key,
@@ -65,6 +69,7 @@ class TardisResource(dg.ConfigurableResource):
             connect_timeout=self.connect_timeout_seconds,
             read_timeout=self.read_timeout_seconds,
             metadata_ttl_seconds=self.metadata_ttl_seconds,
+            limiter_url=self.limiter_url,
         )
 
     @property

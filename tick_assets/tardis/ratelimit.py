@@ -1,14 +1,20 @@
-"""A rate limiter shared by every thread, process and run on the machine.
+"""A rate limiter shared by every thread, process and run on the machine, or on every machine.
 
 Token bucket (rate + burst) with reservations, a cap on requests in flight, a shared pause when the server
 throttles (429 / Retry-After) and AIMD adaptation: the rate halves on a throttle and recovers additively once
 the server has been quiet. The state lives behind `LimiterBackend`: SQLite for one machine, in memory for one
-process; a Redis or Postgres backend only has to implement `transact`.
+process, Postgres for many machines (`tick_assets.tardis.ratelimit_postgres`); each grant is one atomic
+`transact`.
+
+A request in flight holds a lease that expires `lease_ttl` after it was last renewed; the process holding it
+renews it every third of that while the request runs, so a killed process or host gives its slots back within
+the lease time. On one machine (SQLite, memory) a lease of a dead local process is also reclaimed at once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import socket
@@ -27,6 +33,7 @@ from tick_assets.processes import pid_running
 T = TypeVar("T")
 
 _HOST = socket.gethostname()
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class LimiterConfig:
     decrease_cooldown: float = 1.0  # one burst of 429s halves the rate once
     quiet_seconds: float = 5.0  # no recovery until this long after the last throttle
     recovery_fraction_per_second: float = 0.05  # additive recovery: this fraction of `rate` per second
-    lease_ttl: float = 6 * 3600.0  # a lease older than this is reclaimed (a lost process on another host)
+    lease_ttl: float = 60.0  # a lease not renewed for this long is reclaimed (a killed process or host)
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.burst < 1 or self.max_in_flight < 1:
@@ -60,7 +67,7 @@ class LimiterState:
     rate: float
     paused_until: float = 0.0
     last_throttle: float = 0.0
-    leases: dict[str, list] = field(default_factory=dict)  # id -> [pid, host, started]
+    leases: dict[str, list] = field(default_factory=dict)  # id -> [pid, host, started, expires]
     granted: int = 0
     throttles: int = 0
 
@@ -72,6 +79,10 @@ class LimiterState:
 
 class LimiterBackend(ABC):
     """Storage of limiter states that runs a function on one state atomically."""
+
+    #: True when every user of the state is on this machine, so a lease of a dead local pid can be reclaimed at
+    #: once; a shared backend relies on lease expiry alone (pids and host names mean nothing across hosts).
+    local: bool = True
 
     @abstractmethod
     def transact(self, key: str, fn: Callable[[LimiterState | None], tuple[LimiterState, T]]) -> T:
@@ -150,6 +161,10 @@ class RateLimiter:
         self.backend = backend
         self.key = key
         self.config = config or LimiterConfig()
+        self._held: set[str] = set()  # leases of this process still in flight (renewed by the keeper)
+        self._held_lock = threading.Lock()
+        self._keeper: threading.Thread | None = None
+        self._keeper_pid = 0
 
     def __repr__(self) -> str:
         return f"RateLimiter(key={self.key!r}, backend={type(self.backend).__name__}, config={self.config})"
@@ -171,9 +186,11 @@ class RateLimiter:
         state.rate = max(cfg.min_rate, state.rate)
         state.tokens = min(float(cfg.burst), state.tokens + elapsed * state.rate)
         state.updated = now
-        for lease_id, (pid, host, started) in list(state.leases.items()):
-            lost = host == _HOST and not pid_running(pid)
-            if lost or now - started > cfg.lease_ttl:
+        for lease_id, lease in list(state.leases.items()):
+            pid, host, started = lease[:3]
+            expires = lease[3] if len(lease) > 3 else started + cfg.lease_ttl  # a lease from before expiry
+            lost = self.backend.local and host == _HOST and not pid_running(pid)
+            if lost or now > expires:
                 del state.leases[lease_id]
         return state
 
@@ -187,7 +204,7 @@ class RateLimiter:
                 return state, ("wait", None)
             state.tokens -= 1.0
             lease_id = uuid.uuid4().hex
-            state.leases[lease_id] = [os.getpid(), _HOST, now]
+            state.leases[lease_id] = [os.getpid(), _HOST, now, now + self.config.lease_ttl]
             state.granted += 1
             # A negative balance is a reservation: this request may start once it is paid back.
             return state, ("granted", lease_id, max(0.0, -state.tokens / state.rate))
@@ -204,6 +221,7 @@ class RateLimiter:
             outcome = self.backend.transact(self.key, self._try_acquire())
             if outcome[0] == "granted":
                 _, lease_id, delay = outcome
+                self._hold(lease_id)
                 try:
                     if delay > 0:
                         time.sleep(delay)
@@ -218,6 +236,38 @@ class RateLimiter:
                 delay = poll * (0.5 + random.random())
                 poll = min(poll * 1.5, 0.1)
             time.sleep(delay)
+
+    def _hold(self, lease_id: str) -> None:
+        """Keep `lease_id` renewed until it is released (one keeper thread per process and limiter)."""
+        with self._held_lock:
+            self._held.add(lease_id)
+            if self._keeper is None or not self._keeper.is_alive() or self._keeper_pid != os.getpid():
+                self._keeper_pid = os.getpid()
+                self._keeper = threading.Thread(target=self._renew_leases, name="limiter-leases", daemon=True)
+                self._keeper.start()
+
+    def _renew_leases(self) -> None:
+        """Push the expiry of this process's leases in flight forward, every third of the lease time, until none
+        is held (the next grant starts a new keeper)."""
+        while True:
+            threading.Event().wait(self.config.lease_ttl / 3)  # real time, whatever clock the limiter reads
+            with self._held_lock:
+                held = set(self._held)
+                if not held:
+                    self._keeper = None
+                    return
+
+            def step(current: LimiterState | None, held: set[str] = held) -> tuple[LimiterState, None]:
+                now = time.time()
+                state = self._refreshed(current, now)
+                for lease_id in held & set(state.leases):
+                    state.leases[lease_id][3:] = [now + self.config.lease_ttl]
+                return state, None
+
+            try:
+                self.backend.transact(self.key, step)
+            except Exception as exc:  # the next round retries; a lapsed lease only frees a slot early
+                _log.warning("could not renew %d limiter lease(s) of %s: %s", len(held), self.key, exc)
 
     def _wait_out_pause(self) -> None:
         while True:
@@ -235,6 +285,8 @@ class RateLimiter:
     def release(self, permit: Permit, *, throttled: bool = False, pause_seconds: float = 0.0) -> None:
         """Give the permit back; on a throttle, pause everyone and cut the rate (AIMD)."""
         cfg = self.config
+        with self._held_lock:
+            self._held.discard(permit.lease_id)
 
         def step(current: LimiterState | None) -> tuple[LimiterState, None]:
             now = time.time()
@@ -265,3 +317,14 @@ class RateLimiter:
 def sqlite_limiter(path: Path | str, key: str, config: LimiterConfig | None = None) -> RateLimiter:
     """Return a limiter whose state is shared through the SQLite file at `path`."""
     return RateLimiter(SQLiteBackend(path), key, config)
+
+
+def open_limiter(location: Path | str, key: str, config: LimiterConfig | None = None) -> RateLimiter:
+    """A limiter on the backend `location` names: a `postgresql://` URL (shared by every machine that reaches
+    the server) or the path of a SQLite file (one machine)."""
+    text = str(location)
+    if text.startswith(("postgresql://", "postgres://", "postgresql+psycopg2://")):
+        from tick_assets.tardis.ratelimit_postgres import PostgresBackend
+
+        return RateLimiter(PostgresBackend(text), key, config)
+    return sqlite_limiter(location, key, config)

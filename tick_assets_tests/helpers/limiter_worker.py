@@ -1,4 +1,8 @@
-"""Subprocess for limiter tests: acquire N permits from a shared SQLite limiter, print start times as JSON."""
+"""Subprocess for limiter tests: acquire N permits from a shared limiter, print start times as JSON.
+
+argv: location rate burst n hold_seconds [max_in_flight [lease_ttl]]; the location is a SQLite file or a
+postgresql:// URL (`ratelimit.open_limiter`).
+"""
 
 from __future__ import annotations
 
@@ -6,27 +10,31 @@ import json
 import sys
 import time
 
-from tick_assets.tardis.ratelimit import LimiterConfig, sqlite_limiter
+from tick_assets.tardis.ratelimit import LimiterConfig, open_limiter
 
 
 def main() -> None:
-    """Run the worker: argv = db rate burst n hold_seconds."""
-    db, rate, burst, n, hold = (
+    """Run the worker."""
+    location, rate, burst, n, hold = (
         sys.argv[1],
         float(sys.argv[2]),
         int(sys.argv[3]),
         int(sys.argv[4]),
         float(sys.argv[5]),
     )
-    limiter = sqlite_limiter(db, "tardis", LimiterConfig(rate=rate, burst=burst, max_in_flight=8))
+    max_in_flight = int(sys.argv[6]) if len(sys.argv) > 6 else 8
+    lease_ttl = float(sys.argv[7]) if len(sys.argv) > 7 else 60.0
+    config = LimiterConfig(rate=rate, burst=burst, max_in_flight=max_in_flight, lease_ttl=lease_ttl)
+    limiter = open_limiter(location, "tardis", config)
     starts = []
     for _ in range(n):
         permit = limiter.acquire()
         # time.time is comparable across processes; monotonic clocks are not guaranteed to be.
         starts.append(time.time())
+        print(json.dumps({"granted": starts[-1]}), flush=True)
         time.sleep(hold)
         limiter.release(permit)
-    print(json.dumps(starts))
+    print(json.dumps(starts), flush=True)
 
 
 if __name__ == "__main__":
