@@ -59,6 +59,20 @@ def test_interrupt_stops_starting_new_days(emulator, tmp_path) -> None:
     assert len(list((tmp_path / "lake").rglob("data.parquet"))) <= 3
 
 
+def _interrupt_once_stalled(server, downloads: int, sent: list[float]) -> None:
+    """Send this process a SIGINT (how a run termination arrives) once `downloads` downloads are stalled: not at a
+    fixed time, as a loaded machine may not have started them all by then. The send time goes into `sent`."""
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 30
+        while server.stats["counts"].get("fault_stall", 0) < downloads and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+
+
 def test_interrupt_cuts_stalled_downloads_at_once(start_emulator, tmp_path) -> None:
     # Every download stalls mid-body for a minute (read timeout 60 s); the interrupt must not wait for them.
     server = start_emulator(FaultConfig(stall=1.0, stall_seconds=60))
@@ -68,18 +82,8 @@ def test_interrupt_cuts_stalled_downloads_at_once(start_emulator, tmp_path) -> N
     )
     requests = _requests(dt.date(2024, 1, 2), 4)
     sent: list[float] = []
-
-    def interrupt_once_all_stall() -> None:
-        # how a run termination arrives, once every download is stalled (not at a fixed time: a loaded machine
-        # may not have started them all by then)
-        deadline = time.monotonic() + 30
-        while server.stats["counts"].get("fault_stall", 0) < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        sent.append(time.monotonic())
-        os.kill(os.getpid(), signal.SIGINT)
-
     with make_client(server, tmp_path / "cache", read_timeout=60) as client:
-        threading.Thread(target=interrupt_once_all_stall, daemon=True).start()
+        _interrupt_once_stalled(server, 4, sent)
         with pytest.raises(KeyboardInterrupt):
             ingest_days(client, tmp_path / "lake", requests, max_workers=4)
         took = time.monotonic() - sent[0]
@@ -95,18 +99,12 @@ def test_an_interrupt_delivered_to_another_thread_still_stops_the_days(start_emu
     server = start_emulator(FaultConfig(stall=1.0, stall_seconds=60))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     sent: list[float] = []
-
-    def interrupt_once_all_stall() -> None:
-        deadline = time.monotonic() + 30
-        while server.stats["counts"].get("fault_stall", 0) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        sent.append(time.monotonic())
-        os.kill(os.getpid(), signal.SIGINT)  # taken by a thread that does not block it: not the main one
-
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         with make_client(server, tmp_path / "cache", read_timeout=60) as client:
-            threading.Thread(target=interrupt_once_all_stall, daemon=True).start()
+            _interrupt_once_stalled(
+                server, 2, sent
+            )  # taken by a thread that does not block it: not the main one
             with pytest.raises(KeyboardInterrupt):
                 ingest_days(client, tmp_path / "lake", _requests(dt.date(2024, 1, 2), 2), max_workers=2)
             took = time.monotonic() - sent[0]
