@@ -327,16 +327,21 @@ def _run_materialize(args: argparse.Namespace) -> int:
 
 def _configured_definitions(datasets_url: str, api_url: str, api_key: str | None):
     """The configured graph (instruments, data types, dates from the environment) against these Tardis URLs."""
+    import dagster as dg
+
     from tick_assets.assets.partitions import configured_backfill_policy, configured_partitions
     from tick_assets.assets.resources import TardisResource
     from tick_assets.definitions import build_definitions
 
+    # Secrets from the environment go in as dg.EnvVar, resolved in the run: a plain string would be kept in the
+    # run's stored config (in the shared Postgres of a distributed instance).
+    from_env = api_key is not None and api_key == os.environ.get("TARDIS_API_KEY")
     tardis = TardisResource(
-        api_key=api_key,
+        api_key=dg.EnvVar("TARDIS_API_KEY") if from_env else api_key,
         datasets_url=datasets_url,
         api_url=api_url,
         data_dir=str(data_dir()),
-        limiter_url=settings.limiter_url(),
+        limiter_url=dg.EnvVar(settings.LIMITER_URL_VAR) if settings.limiter_url() else None,
     )
     return build_definitions(
         partitions=configured_partitions(),

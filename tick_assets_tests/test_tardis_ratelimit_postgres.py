@@ -80,39 +80,34 @@ def test_a_throttle_pauses_every_connection_and_the_cap_holds_across_them(pg, ke
         t.join(60)
     assert peak[0] == 3 and limiters[0].snapshot().granted == 60  # the cap, shared by two connections
     # a 429 seen through one connection pauses the other one for Retry-After
-    limiters[0].release(limiters[0].acquire(), throttled=True, pause_seconds=0.6)
-    started = time.monotonic()
+    permit = limiters[0].acquire()
+    started = time.monotonic()  # the pause runs from the release, which comes after this
+    limiters[0].release(permit, throttled=True, pause_seconds=0.6)
     limiters[1].release(limiters[1].acquire())
-    assert time.monotonic() - started >= 0.5
+    assert time.monotonic() - started >= 0.6
     assert limiters[1].snapshot().rate == pytest.approx(100, rel=0.05)  # halved for everyone
 
 
-def _spawn(pg: PostgresServer, n: int, hold: float, rate: float, burst: int, in_flight: int, ttl: float):
-    args = [
-        sys.executable,
-        str(WORKER),
-        pg.url,
-        str(rate),
-        str(burst),
-        str(n),
-        str(hold),
-        str(in_flight),
-        str(ttl),
-    ]
+def _spawn(
+    pg: PostgresServer, key: str, n: int, hold: float, rate: float, burst: int, in_flight: int, ttl: float
+):
+    args = [str(a) for a in (sys.executable, WORKER, pg.url, rate, burst, n, hold, in_flight, ttl, key)]
     return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
 
 
 @pytest.mark.slow
-def test_processes_on_postgres_share_one_rate(pg) -> None:
+def test_processes_on_postgres_share_one_rate(pg, key) -> None:
     total, rate = 90, 20.0
-    procs = [_spawn(pg, total // 3, 0.02, rate, 1, 8, 60) for _ in range(3)]
+    procs = [_spawn(pg, key, total // 3, 0.02, rate, 1, 8, 60) for _ in range(3)]
     outs = [p.communicate(timeout=90)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
     starts = sorted(t for out in outs for t in json.loads(out.splitlines()[-1]))
     achieved = (len(starts) - 1) / (starts[-1] - starts[0])
     assert len(starts) == total and 0.9 * rate <= achieved <= rate * 1.05 + 1
-    for i, t in enumerate(starts):  # no second holds more than rate + burst
-        assert sum(1 for u in starts[i:] if u - t < 1.0) <= rate + 1
+    # No second holds more than rate + burst grants; the times are taken after each grant returns, so a busy
+    # machine may shift one by tens of ms: two of slack.
+    for i, t in enumerate(starts):
+        assert sum(1 for u in starts[i:] if u - t < 1.0) <= rate + 1 + 2
 
 
 @pytest.mark.slow
@@ -123,41 +118,47 @@ def test_a_killed_holders_slot_comes_back_within_its_lease_time_and_a_live_one_k
     holder, other = (RateLimiter(PostgresBackend(pg.url), key, config) for _ in range(2))
     permit = holder.acquire()
     got: list[float] = []
-    waiter = threading.Thread(target=lambda: (got.append(time.monotonic()), other.release(other.acquire())))
+
+    def wait_for_the_slot() -> None:
+        granted = other.acquire()
+        got.append(time.monotonic())
+        other.release(granted)
+
+    waiter = threading.Thread(target=wait_for_the_slot)
     waiter.start()
     time.sleep(2.5 * ttl)
     assert waiter.is_alive()  # still waiting: the holder's lease was renewed, not reclaimed
     released = time.monotonic()
     holder.release(permit)
     waiter.join(10)
-    assert not waiter.is_alive()
+    assert (
+        not waiter.is_alive() and got[0] >= released
+    )  # the slot came only once the live holder gave it back
     # a holder killed with SIGKILL (no release, no renewal) gives the slot back within the lease time
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKER), pg.url, "100", "100", "1", "600", "1", str(ttl)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proc = _spawn(pg, key, 1, 600, 100, 100, 1, ttl)
     assert "granted" in proc.stdout.readline()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed = time.monotonic()
-    limiter = RateLimiter(PostgresBackend(pg.url), "tardis", config)
+    limiter = RateLimiter(PostgresBackend(pg.url), key, config)
     limiter.release(limiter.acquire())
     waited = time.monotonic() - killed
     # not at once (no pid is trusted across hosts), and no later than the lease time after its last renewal
     assert 0.3 < waited < ttl + 1.5, waited
-    assert released > got[0]
 
 
 def test_an_unreachable_server_fails_closed_and_never_shows_the_password(pg, key) -> None:
     backend = PostgresBackend(pg.url)
-    limiter = RateLimiter(backend, key, LimiterConfig())
-    limiter.release(limiter.acquire())
+    limiter = RateLimiter(backend, key, LimiterConfig(unavailable_grace=1.0))
+    permit = limiter.acquire()
     assert pg.password not in repr(limiter) and pg.password not in repr(backend)
     pg.stop()
     try:
+        limiter.release(permit)  # the request ran: the server away does not fail it (its lease lapses)
+        started = time.monotonic()
         with pytest.raises(LimiterUnavailable) as failed:
             limiter.acquire()
+        assert time.monotonic() - started >= 0.8  # retried through the grace, then failed closed
     finally:
         pg.start()
     message = str(failed.value)
@@ -215,3 +216,38 @@ def test_a_run_downloads_through_the_server_limiter_named_by_the_environment(
     assert events and all(pg.password not in e for e in events)
     for path in tmp_path.rglob("*"):
         assert not path.is_file() or pg.password.encode() not in path.read_bytes()
+
+
+def test_a_restart_within_the_grace_is_waited_out(pg, key) -> None:
+    limiter = RateLimiter(PostgresBackend(pg.url), key, LimiterConfig(unavailable_grace=30.0))
+    limiter.release(limiter.acquire())
+    pg.stop()
+    restarter = threading.Timer(1.0, pg.start)
+    restarter.start()
+    try:
+        limiter.release(limiter.acquire())  # waits for the server instead of failing the download
+    finally:
+        restarter.join()
+    assert limiter.snapshot().granted == 2
+
+
+def test_a_location_that_is_not_postgres_or_a_path_is_refused_not_taken_for_a_file(pg, key, tmp_path) -> None:
+    with pytest.raises(ValueError, match="scheme 'mysql'") as refused:
+        open_limiter("mysql://tick:SECRET-1@db/tick", key)
+    assert "SECRET-1" not in str(refused.value)
+    shouting = " POSTGRESQL://" + pg.url.split("://", 1)[1]  # any case, stray spaces: still the server
+    assert isinstance(open_limiter(shouting, key).backend, PostgresBackend)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("password", ["pa/ss#wo?rd", "pa%zzss", "p@ss:word"])
+def test_a_password_that_breaks_the_url_never_shows(password) -> None:
+    url = f"postgresql://tick:{password}@127.0.0.1:{_closed_port()}/tick"
+    try:
+        open_limiter(url, "k", LimiterConfig(unavailable_grace=0))
+    except (LimiterUnavailable, ValueError) as exc:
+        message = str(exc)
+    else:
+        pytest.fail("a server that is not there was reached")
+    for piece in (password, password[:4], password[-4:]):
+        assert piece not in message, message

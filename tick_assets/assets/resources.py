@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from pydantic import PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from tick_assets import settings
 from tick_assets.features.microstructure import BOOK_OFI_LEVELS
@@ -27,7 +27,9 @@ LAKE_IO = "lake_io"
 class TardisResource(dg.ConfigurableResource):
     """Tardis Datasets access shared by all steps: one machine-wide rate limiter, retries, integrity, cache."""
 
-    api_key: str | None = None
+    api_key: str | None = Field(
+        default=None, repr=False
+    )  # a secret: resolved from TARDIS_API_KEY, never shown
     datasets_url: str = settings.datasets_url()
     api_url: str = settings.api_url()
     data_dir: str = str(settings.data_dir())
@@ -45,7 +47,7 @@ class TardisResource(dg.ConfigurableResource):
     metadata_ttl_seconds: float = 3600.0
     #: The limiter's server when several machines download (postgresql://user:password@host/db, from
     #: TICK_ASSETS_LIMITER_URL through dg.EnvVar so the password is never shown); unset: DATA_DIR/ratelimit.sqlite.
-    limiter_url: str | None = None
+    limiter_url: str | None = Field(default=None, repr=False)
 
     _client: TardisClient | None = PrivateAttr(default=None)
 
@@ -69,7 +71,8 @@ class TardisResource(dg.ConfigurableResource):
             connect_timeout=self.connect_timeout_seconds,
             read_timeout=self.read_timeout_seconds,
             metadata_ttl_seconds=self.metadata_ttl_seconds,
-            limiter_url=self.limiter_url,
+            # read in the run's own process: a worker with TICK_ASSETS_LIMITER_URL set never limits on its own
+            limiter_url=self.limiter_url or settings.limiter_url(),
         )
 
     @property

@@ -29,8 +29,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from tick_assets.processes import pid_running
+from tick_assets.tardis.errors import TardisError
 
 T = TypeVar("T")
+
+
+class LimiterUnavailable(TardisError):
+    """The shared limiter's server cannot be reached or answered with an error: no request may start."""
+
 
 _HOST = socket.gethostname()
 _log = logging.getLogger(__name__)
@@ -49,12 +55,18 @@ class LimiterConfig:
     quiet_seconds: float = 5.0  # no recovery until this long after the last throttle
     recovery_fraction_per_second: float = 0.05  # additive recovery: this fraction of `rate` per second
     lease_ttl: float = 60.0  # a lease not renewed for this long is reclaimed (a killed process or host)
+    unavailable_grace: float = 30.0  # a limiter server unreachable this long fails the request (fail closed)
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.burst < 1 or self.max_in_flight < 1:
             raise ValueError(
                 f"Invalid rate limiter settings rate={self.rate}, burst={self.burst}, "
                 f"max_in_flight={self.max_in_flight}: rate must be > 0, burst and max_in_flight >= 1."
+            )
+        if self.lease_ttl <= 0 or self.unavailable_grace < 0:
+            raise ValueError(
+                f"Invalid rate limiter settings lease_ttl={self.lease_ttl}, "
+                f"unavailable_grace={self.unavailable_grace}: lease_ttl must be > 0, unavailable_grace >= 0."
             )
 
 
@@ -218,14 +230,15 @@ class RateLimiter:
         started = time.monotonic()
         poll = 0.005
         while True:
-            outcome = self.backend.transact(self.key, self._try_acquire())
+            outcome = self._transact_within_grace(self._try_acquire())
             if outcome[0] == "granted":
                 _, lease_id, delay = outcome
                 self._hold(lease_id)
                 try:
                     if delay > 0:
                         time.sleep(delay)
-                    self._wait_out_pause()
+                        # a throttle seen by anyone while this grant waited its turn pauses it too
+                        self._wait_out_pause()
                 except BaseException:
                     # Interrupted (Ctrl-C, run cancelled) while holding a slot: give it back.
                     self.release(Permit(lease_id, 0.0))
@@ -237,11 +250,29 @@ class RateLimiter:
                 poll = min(poll * 1.5, 0.1)
             time.sleep(delay)
 
+    def _transact_within_grace(self, fn: Callable[[LimiterState | None], tuple[LimiterState, T]]) -> T:
+        """`backend.transact`, retried while the backend is unavailable for up to `unavailable_grace` seconds
+        (a server restart); past it LimiterUnavailable: no request starts without the shared limit."""
+        deadline = time.monotonic() + self.config.unavailable_grace
+        pause = 0.2
+        while True:
+            try:
+                return self.backend.transact(self.key, fn)
+            except LimiterUnavailable:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise
+                time.sleep(min(pause, remaining))
+                pause = min(pause * 2, 5.0)
+
     def _hold(self, lease_id: str) -> None:
         """Keep `lease_id` renewed until it is released (one keeper thread per process and limiter)."""
         with self._held_lock:
+            if self._keeper_pid != os.getpid():  # a forked child: the parent's leases are not its own
+                self._held = set()
+                self._keeper = None
             self._held.add(lease_id)
-            if self._keeper is None or not self._keeper.is_alive() or self._keeper_pid != os.getpid():
+            if self._keeper is None or not self._keeper.is_alive():
                 self._keeper_pid = os.getpid()
                 self._keeper = threading.Thread(target=self._renew_leases, name="limiter-leases", daemon=True)
                 self._keeper.start()
@@ -262,6 +293,11 @@ class RateLimiter:
                 state = self._refreshed(current, now)
                 for lease_id in held & set(state.leases):
                     state.leases[lease_id][3:] = [now + self.config.lease_ttl]
+                lapsed = held - set(state.leases)
+                if (
+                    lapsed
+                ):  # renewed too late (the process stalled past the lease time): its slot went to another
+                    _log.warning("%d limiter lease(s) of %s lapsed while in flight", len(lapsed), self.key)
                 return state, None
 
             try:
@@ -301,7 +337,12 @@ class RateLimiter:
                     state.last_throttle = now
             return state, None
 
-        self.backend.transact(self.key, step)
+        try:
+            self.backend.transact(self.key, step)
+        except LimiterUnavailable as exc:
+            # The request already ran: its outcome stands. Its lease lapses within lease_ttl; a throttle not
+            # recorded here is met again by the next request, whose grant fails closed if the server stays away.
+            _log.warning("could not release a limiter lease of %s: %s", self.key, exc)
 
     def snapshot(self) -> LimiterState:
         """Return a copy of the current shared state (for metrics and tests)."""
@@ -322,8 +363,14 @@ def sqlite_limiter(path: Path | str, key: str, config: LimiterConfig | None = No
 def open_limiter(location: Path | str, key: str, config: LimiterConfig | None = None) -> RateLimiter:
     """A limiter on the backend `location` names: a `postgresql://` URL (shared by every machine that reaches
     the server) or the path of a SQLite file (one machine)."""
-    text = str(location)
-    if text.startswith(("postgresql://", "postgres://", "postgresql+psycopg2://")):
+    text = str(location).strip()
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower()
+        if scheme not in ("postgresql", "postgres") and not scheme.startswith("postgresql+"):
+            raise ValueError(
+                f"the limiter location has the scheme {scheme!r}: use a postgresql://user:password@host:port/db "
+                "URL for a shared limiter, or a file path for one machine's"
+            )
         from tick_assets.tardis.ratelimit_postgres import PostgresBackend
 
         return RateLimiter(PostgresBackend(text), key, config)

@@ -2,8 +2,11 @@
 
 Every machine that reaches the server shares one token bucket, one in-flight cap and one throttle pause. Leases
 carry an expiry that their holder renews (see `ratelimit`), so a killed process or host gives its slots back
-within `lease_ttl` without pids or host names. The server unreachable fails closed: a download waits for no
-limit of its own, it stops with `LimiterUnavailable`.
+within `lease_ttl` without pids or host names. The server unreachable fails closed: a grant retries for
+`unavailable_grace` (a restart), then the download stops with `LimiterUnavailable`, never with a limit of its own.
+Every session has lock, statement and idle-transaction timeouts and TCP keepalives, so a client cut off while it
+holds the row lock cannot stall the other machines for long; transactions are READ COMMITTED whatever the server's
+default.
 
 The URL (e.g. `postgresql://user:password@host:5432/db`, from TICK_ASSETS_LIMITER_URL) may hold a password: it is
 never logged, printed or put in an error message; `describe_url` is what is shown.
@@ -19,8 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-from tick_assets.tardis.errors import TardisError
-from tick_assets.tardis.ratelimit import LimiterBackend, LimiterState
+from tick_assets.tardis.ratelimit import LimiterBackend, LimiterState, LimiterUnavailable
 
 T = TypeVar("T")
 
@@ -29,22 +31,53 @@ TABLE = "tick_assets_limiter"
 CONNECT_TIMEOUT = 10
 
 
-class LimiterUnavailable(TardisError):
-    """The shared limiter's server cannot be reached or answered with an error: no request may start."""
+#: Session settings: a lock or an idle transaction held by a cut-off client cannot stall every machine for the
+#: server's TCP keepalive (about 2 h): past these the statement fails and the grant fails closed.
+_SESSION_OPTIONS = "-c lock_timeout=10s -c statement_timeout=30s -c idle_in_transaction_session_timeout=30s"
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 
 
 def describe_url(url: str) -> str:
-    """The URL without its password (and query), for messages."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or "localhost"
-    user = f"{parts.username}@" if parts.username else ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+    """The URL without its password (and query), for messages; never a piece of the password, even when the URL
+    does not parse (a password with an unencoded / # ? must be percent-encoded)."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        host = parts.hostname or "localhost"
+        user = f"{parts.username}@" if parts.username else ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+    except ValueError:
+        return "a postgresql:// URL that does not parse (percent-encode / # ? % in the password)"
 
 
-def _dsn(url: str) -> str:
-    """A libpq URL from ours (`postgresql+psycopg2://` is SQLAlchemy's spelling of the same)."""
-    return "postgresql://" + url.split("://", 1)[1]
+def _secrets(url: str) -> list[str]:
+    """The URL's password as written and decoded (to scrub from driver messages)."""
+    try:
+        password = urllib.parse.urlsplit(url.strip()).password
+    except ValueError:
+        password = url.split("://", 1)[-1].split("@", 1)[0].partition(":")[2] or None
+    if not password:
+        return []
+    return sorted({password, urllib.parse.unquote(password)}, key=len, reverse=True)
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    """libpq keywords from the URL, parsed here (the last @ ends the user info, as in a browser), so the driver
+    never parses the URL and can never quote part of the password back in an error."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise LimiterUnavailable(f"the limiter URL is {describe_url(url)}") from None
+    args: dict[str, Any] = dict(urllib.parse.parse_qsl(parts.query))
+    args |= {"host": parts.hostname or "localhost", "port": port or 5432}
+    if parts.username:
+        args["user"] = urllib.parse.unquote(parts.username)
+    if parts.password:
+        args["password"] = urllib.parse.unquote(parts.password)
+    if parts.path.strip("/"):
+        args["dbname"] = urllib.parse.unquote(parts.path.strip("/"))
+    return args
 
 
 class PostgresBackend(LimiterBackend):
@@ -75,16 +108,24 @@ class PostgresBackend(LimiterBackend):
                 ) from exc
             try:
                 conn = psycopg2.connect(
-                    _dsn(self._url), connect_timeout=CONNECT_TIMEOUT, application_name="tick-assets limiter"
+                    **_connect_args(self._url),
+                    connect_timeout=CONNECT_TIMEOUT,
+                    application_name="tick-assets limiter",
+                    options=_SESSION_OPTIONS,
+                    **_KEEPALIVES,
                 )
             except psycopg2.Error as exc:
                 raise LimiterUnavailable(self._unreachable(exc)) from None
+            # whatever the server's default: a row lock per grant needs no more, and more would abort on contention
+            conn.set_session(isolation_level="READ COMMITTED")
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
     def _unreachable(self, exc: BaseException) -> str:
-        # psycopg2's text names the host and port, never the password; ours names the URL without it.
+        # The driver's text names the host and port; a malformed URL can make it quote the password: scrubbed.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        for secret in _secrets(self._url):
+            reason = reason.replace(secret, "***")
         return (
             f"the shared rate limiter at {self.description} is unreachable ({reason}). No download starts without "
             "the shared limit (each machine limiting on its own would overrun the account): start or reach the "

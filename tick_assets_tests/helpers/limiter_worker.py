@@ -1,6 +1,6 @@
 """Subprocess for limiter tests: acquire N permits from a shared limiter, print start times as JSON.
 
-argv: location rate burst n hold_seconds [max_in_flight [lease_ttl]]; the location is a SQLite file or a
+argv: location rate burst n hold_seconds [max_in_flight [lease_ttl [key]]]; the location is a SQLite file or a
 postgresql:// URL (`ratelimit.open_limiter`).
 """
 
@@ -24,8 +24,9 @@ def main() -> None:
     )
     max_in_flight = int(sys.argv[6]) if len(sys.argv) > 6 else 8
     lease_ttl = float(sys.argv[7]) if len(sys.argv) > 7 else 60.0
+    key = sys.argv[8] if len(sys.argv) > 8 else "tardis"
     config = LimiterConfig(rate=rate, burst=burst, max_in_flight=max_in_flight, lease_ttl=lease_ttl)
-    limiter = open_limiter(location, "tardis", config)
+    limiter = open_limiter(location, key, config)
     starts = []
     for _ in range(n):
         permit = limiter.acquire()
