@@ -172,7 +172,7 @@ def test_an_unreachable_server_fails_closed_and_never_shows_the_password(pg, key
     assert limiter.snapshot().granted == 2
     closed = pg.url.replace(f":{pg.port}/", f":{_closed_port()}/")
     with pytest.raises(LimiterUnavailable, match="unreachable") as never:
-        open_limiter(closed, key)
+        open_limiter(closed, key, LimiterConfig(unavailable_grace=0)).acquire()
     assert pg.password not in str(never.value)
 
 
@@ -244,7 +244,7 @@ def test_a_location_that_is_not_postgres_or_a_path_is_refused_not_taken_for_a_fi
 def test_a_password_that_breaks_the_url_never_shows(password) -> None:
     url = f"postgresql://tick:{password}@127.0.0.1:{_closed_port()}/tick"
     try:
-        open_limiter(url, "k", LimiterConfig(unavailable_grace=0))
+        open_limiter(url, "k", LimiterConfig(unavailable_grace=0)).acquire()
     except (LimiterUnavailable, ValueError) as exc:
         message = str(exc)
     else:

@@ -293,10 +293,8 @@ class RateLimiter:
                 state = self._refreshed(current, now)
                 for lease_id in held & set(state.leases):
                     state.leases[lease_id][3:] = [now + self.config.lease_ttl]
-                lapsed = held - set(state.leases)
-                if (
-                    lapsed
-                ):  # renewed too late (the process stalled past the lease time): its slot went to another
+                # renewed too late (the process stalled past the lease time): the slot went to another
+                if lapsed := held - set(state.leases):
                     _log.warning("%d limiter lease(s) of %s lapsed while in flight", len(lapsed), self.key)
                 return state, None
 

@@ -89,9 +89,7 @@ class PostgresBackend(LimiterBackend):
         self._url = url
         self.description = describe_url(url)
         self._local = threading.local()
-        self._execute(
-            lambda cur: cur.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (key TEXT PRIMARY KEY, state TEXT)")
-        )
+        self._table_ready = False  # made on first use, so a server that is restarting meets the grant's grace
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self.description})"
@@ -149,6 +147,14 @@ class PostgresBackend(LimiterBackend):
 
     def transact(self, key: str, fn: Callable[[LimiterState | None], tuple[LimiterState, T]]) -> T:
         """Apply `fn` to the state of `key` under its row lock (`SELECT ... FOR UPDATE`), in one transaction."""
+
+        if not self._table_ready:
+            self._execute(
+                lambda cur: cur.execute(
+                    f"CREATE TABLE IF NOT EXISTS {TABLE} (key TEXT PRIMARY KEY, state TEXT)"
+                )
+            )
+            self._table_ready = True
 
         def work(cur: Any) -> T:
             cur.execute(f"SELECT state FROM {TABLE} WHERE key = %s FOR UPDATE", (key,))
