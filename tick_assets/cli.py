@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 from tick_assets import settings
@@ -211,8 +212,18 @@ def _tardis_urls(args: argparse.Namespace, stack) -> tuple[str, str, str | None]
     return emu.datasets_url, emu.api_url, key or "emulator-accepts-any-key"
 
 
+def _result_waking(future: Future) -> object:
+    """The future's result, waking every half second so a Ctrl-C taken by another thread still raises here."""
+    while True:
+        try:
+            return future.result(timeout=0.5)
+        except TimeoutError:
+            continue
+
+
 def _run_download(args: argparse.Namespace) -> int:
     import contextlib
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from tick_assets.tardis import LimiterConfig, TardisError
@@ -237,17 +248,20 @@ def _run_download(args: argparse.Namespace) -> int:
             )
         )
         started = time.monotonic()
+        stop = threading.Event()
 
         def fetch(job: tuple[str, str, str, dt.date]):
             try:
-                return job, client.download(*job)
+                return job, client.download(*job, stop=stop)
             except TardisError as exc:
                 return job, exc
 
         failures = total_bytes = 0
         print(f"{'dataset':<58} {'MB':>8} {'retries':>7} {'source':>8}")
-        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-            for (exchange, data_type, symbol, day), result in pool.map(fetch, jobs):
+        pool = ThreadPoolExecutor(max_workers=args.concurrency)
+        try:
+            for future in [pool.submit(fetch, job) for job in jobs]:  # printed in job order
+                (exchange, data_type, symbol, day), result = _result_waking(future)
                 name = f"{exchange} {data_type} {symbol} {day}"
                 if isinstance(result, Exception):
                     failures += 1
@@ -256,6 +270,15 @@ def _run_download(args: argparse.Namespace) -> int:
                 total_bytes += result.compressed_bytes
                 source = "cache" if result.from_cache else ("empty" if result.empty else "download")
                 print(f"{name:<58} {result.compressed_bytes / 1e6:8.2f} {result.retries:7d} {source:>8}")
+        except KeyboardInterrupt:
+            # Ctrl-C: start nothing new and cut the downloads in flight (a stalled read would hold for the read
+            # timeout); a cut download leaves no file, the finished ones stay in the cache.
+            stop.set()
+            client.abort_in_flight()
+            pool.shutdown(wait=True, cancel_futures=True)
+            print("interrupted: the files finished so far are in the cache", file=sys.stderr)
+            return 130
+        pool.shutdown(wait=True)
         seconds = time.monotonic() - started
         print(
             f"{len(jobs) - failures}/{len(jobs)} files, {total_bytes / 1e6:.1f} MB in {seconds:.1f}s "
