@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 import time
-from concurrent.futures import Future
 from pathlib import Path
 
 from tick_assets import settings
@@ -212,15 +211,6 @@ def _tardis_urls(args: argparse.Namespace, stack) -> tuple[str, str, str | None]
     return emu.datasets_url, emu.api_url, key or "emulator-accepts-any-key"
 
 
-def _result_waking(future: Future) -> object:
-    """The future's result, waking every half second so a Ctrl-C taken by another thread still raises here."""
-    while True:
-        try:
-            return future.result(timeout=0.5)
-        except TimeoutError:
-            continue
-
-
 def _run_download(args: argparse.Namespace) -> int:
     import contextlib
     import threading
@@ -228,6 +218,7 @@ def _run_download(args: argparse.Namespace) -> int:
 
     from tick_assets.tardis import LimiterConfig, TardisError
     from tick_assets.tardis.shared import shared_client
+    from tick_assets.waiting import result_waking
 
     jobs = _download_jobs(args)
     if jobs is None:
@@ -261,7 +252,7 @@ def _run_download(args: argparse.Namespace) -> int:
         pool = ThreadPoolExecutor(max_workers=args.concurrency)
         try:
             for future in [pool.submit(fetch, job) for job in jobs]:  # printed in job order
-                (exchange, data_type, symbol, day), result = _result_waking(future)
+                (exchange, data_type, symbol, day), result = result_waking(future)
                 name = f"{exchange} {data_type} {symbol} {day}"
                 if isinstance(result, Exception):
                     failures += 1

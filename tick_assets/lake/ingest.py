@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from tick_assets.lake.layout import partition_relpath, raw_dataset
 from tick_assets.lake.store import Lake, as_lake
 from tick_assets.tardis.client import DownloadResult, TardisClient
 from tick_assets.tardis.errors import NotOfferedError
+from tick_assets.waiting import as_completed_waking
 
 #: Download cache retention: keep every csv.gz, or delete a day's file once its raw partition is stored.
 KEEP, DELETE = "keep", "delete"
@@ -106,22 +107,6 @@ def ingest_day(
     return DayResult(request, download, write)
 
 
-#: How often the waiting caller wakes: the longest a signal taken by another thread waits for its handler.
-_WAKE_SECONDS = 0.5
-
-
-def _as_completed(futures: Iterable[Future]) -> Iterator[Future]:
-    """The futures as they finish, waking every _WAKE_SECONDS.
-
-    The kernel may hand a process-wide SIGINT/SIGTERM to any thread of the process; Python runs the handler in
-    the main thread only when it next executes bytecode, and a wait with no timeout (`as_completed`) would never
-    get there: a terminated run would hang on its stalled downloads."""
-    pending = set(futures)
-    while pending:
-        done, pending = wait(pending, timeout=_WAKE_SECONDS, return_when=FIRST_COMPLETED)
-        yield from done
-
-
 def ingest_days(
     client: TardisClient,
     lake: Lake | Path,
@@ -163,7 +148,7 @@ def ingest_days(
             ): i
             for i in todo
         }
-        for future in _as_completed(futures):
+        for future in as_completed_waking(futures):
             i = futures[future]
             try:
                 results[i] = future.result()
