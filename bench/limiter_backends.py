@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tick_assets.stack.postgres import PostgresServer
 from tick_assets.tardis.ratelimit import LimiterConfig, MemoryBackend, RateLimiter, open_limiter
-from tick_assets_tests.helpers.pgserver import PostgresServer
 
 CONFIG = LimiterConfig(rate=1e6, burst=1_000_000, max_in_flight=64)
 

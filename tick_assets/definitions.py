@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import dagster as dg
 from tick_assets import settings
 from tick_assets.assets.analytics import build_analytics_assets
 from tick_assets.assets.checks import build_book_checks, build_feature_checks, build_raw_checks
+from tick_assets.assets.executors import step_executor
 from tick_assets.assets.features import build_book_asset, build_feature_assets
 from tick_assets.assets.io_manager import LakeIOManager
 from tick_assets.assets.partitions import configured_backfill_policy, configured_partitions
@@ -19,17 +19,6 @@ from tick_assets.assets.resources import LAKE_IO, FeatureSettings, LakeResource,
 from tick_assets.assets.sensors.daily_exports import build_daily_sensor
 from tick_assets.assets.sensors.dead_run_workers import dead_run_workers
 from tick_assets.assets.warehouse import build_views_asset
-
-#: Steps start as forks of a server that has already imported Dagster, DuckDB, pandas and this package, instead
-#: of fresh interpreters that import them again (about 3 s per step on 2 cores).
-#: (Windows has no forkserver: steps are spawned there, as by default.)
-STEP_EXECUTOR = (
-    dg.multiprocess_executor.configured(
-        {"start_method": {"forkserver": {"preload_modules": ["tick_assets.definitions"]}}}
-    )
-    if "forkserver" in multiprocessing.get_all_start_methods()
-    else dg.multiprocess_executor
-)
 
 
 def build_definitions(
@@ -41,6 +30,7 @@ def build_definitions(
     tardis: TardisResource,
     lake: LakeResource | None = None,
     daily_sensor: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+    executor: dg.ExecutorDefinition | None = None,
 ) -> dg.Definitions:
     """The whole asset graph (raw, features, analytics, checks, the warehouse catalog, sensors) over `data_dir`
     (the lake at `lake`, by default DATA_DIR/lake or TICK_ASSETS_LAKE): the one way to wire it."""
@@ -69,7 +59,7 @@ def build_definitions(
         checks += build_feature_checks(depth, trade_bars, partitions_def=partitions)
     lake = lake or LakeResource(data_dir=str(data_dir))
     return dg.Definitions(
-        executor=STEP_EXECUTOR,
+        executor=executor or step_executor(),
         assets=[*assets, build_views_asset(assets)],
         asset_checks=checks,
         resources={

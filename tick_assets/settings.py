@@ -111,6 +111,37 @@ def limiter_url() -> str | None:
     return os.environ.get(LIMITER_URL_VAR) or None
 
 
+#: Which engine runs the steps: `multiprocess` (default, processes on the run's machine), `celery` (Celery
+#: workers on any machine, through a broker) or `k8s` (a Kubernetes Job per step).
+EXECUTOR_VAR = "TICK_ASSETS_EXECUTOR"
+EXECUTORS = ("multiprocess", "celery", "k8s")
+#: The Celery broker and result backend URLs (may hold a password: read from the environment, never stored).
+CELERY_BROKER_VAR = "TICK_ASSETS_CELERY_BROKER"
+CELERY_BACKEND_VAR = "TICK_ASSETS_CELERY_BACKEND"
+
+
+def executor_name() -> str:
+    """TICK_ASSETS_EXECUTOR: the step executor of the code location, one of EXECUTORS (default multiprocess)."""
+    name = os.environ.get(EXECUTOR_VAR, "multiprocess").strip() or "multiprocess"
+    if name not in EXECUTORS:
+        raise ValueError(f"{EXECUTOR_VAR}={name!r}: use one of {', '.join(EXECUTORS)}.")
+    return name
+
+
+def celery_visibility_timeout() -> float:
+    """TICK_ASSETS_CELERY_VISIBILITY_TIMEOUT: seconds after which the broker hands a step whose worker vanished
+    (kill -9, a lost host) to another worker (default 3600). Keep it above the longest step: a step still running
+    past it is started a second time elsewhere."""
+    raw = os.environ.get("TICK_ASSETS_CELERY_VISIBILITY_TIMEOUT", "3600")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ValueError(f"TICK_ASSETS_CELERY_VISIBILITY_TIMEOUT={raw!r}: give a number of seconds > 0.")
+    return value
+
+
 def cache_retention() -> str:
     """TICK_ASSETS_CACHE_RETENTION: `keep` every downloaded csv.gz (default), or `delete` it once stored."""
     return os.environ.get("TICK_ASSETS_CACHE_RETENTION", "keep")

@@ -8,8 +8,8 @@ import dagster as dg
 import psycopg2
 import pytest
 
+from tick_assets.stack.postgres import USER, PostgresServer
 from tick_assets_tests.helpers.paths import REPO_ROOT
-from tick_assets_tests.helpers.pgserver import USER, PostgresServer
 
 DISTRIBUTED = REPO_ROOT / "deploy" / "distributed" / "dagster.yaml"
 

