@@ -132,14 +132,34 @@ def celery_visibility_timeout() -> float:
     """TICK_ASSETS_CELERY_VISIBILITY_TIMEOUT: seconds after which the broker hands a step whose worker vanished
     (kill -9, a lost host) to another worker (default 3600). Keep it above the longest step: a step still running
     past it is started a second time elsewhere."""
-    raw = os.environ.get("TICK_ASSETS_CELERY_VISIBILITY_TIMEOUT", "3600")
+    return _positive("TICK_ASSETS_CELERY_VISIBILITY_TIMEOUT", "3600")
+
+
+def _positive(name: str, default: str, kind: type = float) -> float:
+    raw = os.environ.get(name, default)
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError:
-        value = -1.0
+        value = -1
     if value <= 0:
-        raise ValueError(f"TICK_ASSETS_CELERY_VISIBILITY_TIMEOUT={raw!r}: give a number of seconds > 0.")
+        raise ValueError(f"{name}={raw!r}: give a {'whole ' if kind is int else ''}number > 0.")
     return value
+
+
+def requests_per_second() -> float:
+    """TICK_ASSETS_REQUESTS_PER_SECOND: the account's request rate, shared by every process and machine (20)."""
+    return _positive("TICK_ASSETS_REQUESTS_PER_SECOND", "20")
+
+
+def request_burst() -> int:
+    """TICK_ASSETS_REQUEST_BURST: requests that may go at once after a quiet spell (5)."""
+    return int(_positive("TICK_ASSETS_REQUEST_BURST", "5", int))
+
+
+def limiter_lease_ttl() -> float:
+    """TICK_ASSETS_LIMITER_LEASE_TTL: seconds a request's limiter lease lives unless renewed (default 60): how soon a
+    killed process's or lost machine's in-flight slots come back."""
+    return _positive("TICK_ASSETS_LIMITER_LEASE_TTL", "60")
 
 
 def cache_retention() -> str:

@@ -29,6 +29,8 @@ DAGSTER_SCRIPTS = ("dagster", "dagster-webserver", "dagster-daemon")
 
 def test_packaged_instance_settings_equal_the_repository_roots() -> None:
     assert instance_template() == yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    distributed = REPO_ROOT / "deploy" / "distributed" / "dagster.yaml"
+    assert instance_template("distributed.yaml") == yaml.safe_load(distributed.read_text())
 
 
 def test_stack_workspace_loads_the_code_location_of_the_repository_workspace(tmp_path) -> None:
@@ -138,7 +140,9 @@ def test_an_installed_wheel_runs_the_local_stack_from_an_empty_folder(tmp_path) 
         and k not in {"PYTHONPATH", "VIRTUAL_ENV"}
     }
     wheel = _build_wheel(tmp_path, env)
-    assert "tick_assets/stack/dagster.yaml" in zipfile.ZipFile(wheel).namelist()
+    assert {"tick_assets/stack/dagster.yaml", "tick_assets/stack/distributed.yaml"} <= set(
+        zipfile.ZipFile(wheel).namelist()
+    )
 
     venv = tmp_path / "venv"
     python = _venv_with_our_dependencies(venv, env)

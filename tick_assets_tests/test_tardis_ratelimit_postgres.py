@@ -251,3 +251,37 @@ def test_a_password_that_breaks_the_url_never_shows(password) -> None:
         pytest.fail("a server that is not there was reached")
     for piece in (password, password[:4], password[-4:]):
         assert piece not in message, message
+
+
+def test_many_machines_granting_first_on_a_fresh_database_all_succeed(pg) -> None:
+    """The table is made on first use by whoever comes first: 8 connections at once on a database that has none
+    all get their grant (CREATE TABLE IF NOT EXISTS alone failed one with UniqueViolation on pg_type)."""
+    import psycopg2
+
+    for attempt in range(3):  # the race needs the creators to overlap: three fresh databases
+        name = f"fresh_{attempt}_{os.getpid()}"
+        admin = psycopg2.connect(pg.url)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name}")
+        admin.close()
+        url = pg.url.rsplit("/", 1)[0] + f"/{name}"
+        limiters = [
+            RateLimiter(PostgresBackend(url), "fresh", LimiterConfig(rate=1000, burst=100)) for _ in range(8)
+        ]
+        barrier, errors = threading.Barrier(len(limiters)), []
+
+        def grant(limiter: RateLimiter) -> None:
+            barrier.wait()
+            try:
+                limiter.release(limiter.acquire())
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+        threads = [threading.Thread(target=grant, args=(lim,)) for lim in limiters]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        assert limiters[0].snapshot().granted == len(limiters)  # counted on the one shared row

@@ -55,6 +55,7 @@ def celery_settings() -> dict[str, Any]:
         "task_default_queue": CELERY_QUEUE,
         "task_default_priority": 5,
         "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts_level": "INFO",  # a step's Dagster log lines are not warnings
     }
 
 

@@ -33,8 +33,8 @@ class TardisResource(dg.ConfigurableResource):
     datasets_url: str = settings.datasets_url()
     api_url: str = settings.api_url()
     data_dir: str = str(settings.data_dir())
-    requests_per_second: float = 20.0
-    burst: int = 5
+    requests_per_second: float = Field(default_factory=settings.requests_per_second)
+    burst: int = Field(default_factory=settings.request_burst)
     max_in_flight: int = 8
     #: Retry budget of the official clients: 30 attempts, backoff min(2^n, 120) s + jitter, doubled after a
     #: 500, 60 s more after a 429 without Retry-After; at most about 48 min of waits per file (README).
@@ -48,6 +48,8 @@ class TardisResource(dg.ConfigurableResource):
     #: The limiter's server when several machines download (postgresql://user:password@host/db, from
     #: TICK_ASSETS_LIMITER_URL through dg.EnvVar so the password is never shown); unset: DATA_DIR/ratelimit.sqlite.
     limiter_url: str | None = Field(default=None, repr=False)
+    #: How soon the in-flight slots of a killed process or a lost machine come back (renewed every third of it).
+    limiter_lease_ttl_seconds: float = Field(default_factory=settings.limiter_lease_ttl)
 
     _client: TardisClient | None = PrivateAttr(default=None)
 
@@ -60,7 +62,10 @@ class TardisResource(dg.ConfigurableResource):
             datasets_url=self.datasets_url,
             api_url=self.api_url,
             limiter=LimiterConfig(
-                rate=self.requests_per_second, burst=self.burst, max_in_flight=self.max_in_flight
+                rate=self.requests_per_second,
+                burst=self.burst,
+                max_in_flight=self.max_in_flight,
+                lease_ttl=self.limiter_lease_ttl_seconds,
             ),
             retry=RetryPolicy(
                 max_attempts=self.max_attempts,

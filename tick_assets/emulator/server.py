@@ -77,10 +77,16 @@ class _Stats:
         self.auth_headers_seen = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        #: (epoch seconds, "dataset" | "api") of each dataset request past the rate limit and each API request
+        self.request_log: list[tuple[float, str]] = []
 
     def add(self, key: str, n: int = 1) -> None:
         with self._lock:
             self.counts[key] += n
+
+    def logged(self, kind: str) -> None:
+        with self._lock:
+            self.request_log.append((time.time(), kind))
 
     def add_bytes(self, n: int) -> None:
         with self._lock:
@@ -178,6 +184,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(403, "Forbidden: range requests are not supported")
         if path == "/emulator/stats":
             return self._send_json(200, stats.as_dict())
+        if path.startswith("/v1/") and not _DATASET_RE.match(path):
+            stats.logged("api")
         if path in ("/v1/exchanges", "/v1/exchanges/"):
             source = self.server.source
             return self._send_json(200, [source.exchange_json(e) for e in source.exchange_ids()])
@@ -203,6 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
         if wait is not None:
             stats.add("rate_limited")
             return self._error(429, "Too Many Requests", {"Retry-After": retry_after_header(wait)})
+        stats.logged("dataset")
         attempt = server.next_attempt(path)
         fault = server.config.faults.decide(path, attempt)
         if fault:
@@ -392,6 +401,12 @@ class EmulatorServer:
     def stats(self) -> dict[str, Any]:
         """What the server answered so far."""
         return self._server.stats.as_dict()
+
+    def request_times(self, kinds: tuple[str, ...] = ("dataset", "api")) -> list[float]:
+        """Epoch seconds of each request of `kinds` so far, in arrival order: "dataset" (a download past the rate
+        limit) and "api" (exchange metadata), for rate measurements."""
+        with self._server.stats._lock:
+            return [t for t, kind in self._server.stats.request_log if kind in kinds]
 
     def set_faults(self, faults: FaultConfig) -> None:
         """Change the injected faults from the next request on (stalls in progress keep stalling)."""

@@ -98,9 +98,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def instance_template() -> dict[str, Any]:
-    """The packaged instance settings (`tick_assets/stack/dagster.yaml`, equal to the repository root's)."""
-    text = importlib.resources.files(__package__).joinpath("dagster.yaml").read_text()
+#: The packaged instance settings of each profile: one machine (equal to the repository root's dagster.yaml) and
+#: several machines (equal to deploy/distributed/dagster.yaml).
+SINGLE_MACHINE = "dagster.yaml"
+DISTRIBUTED = "distributed.yaml"
+
+
+def instance_template(name: str = SINGLE_MACHINE) -> dict[str, Any]:
+    """The packaged instance settings `name` (`tick_assets/stack/dagster.yaml` or `distributed.yaml`)."""
+    text = importlib.resources.files(__package__).joinpath(name).read_text()
     return yaml.safe_load(text)
 
 
@@ -108,11 +114,13 @@ def write_instance_yaml(
     home: Path,
     template: Path | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
+    profile: str = SINGLE_MACHINE,
 ) -> Path:
-    """Write `home/dagster.yaml` from `template` (default: the packaged instance settings), with instance
-    storage under `home/storage` and each top-level section of `overrides` merged over the template's."""
-    config = yaml.safe_load(template.read_text()) if template else instance_template()
-    config["storage"] = {"sqlite": {"base_dir": str(home / "storage")}}
+    """Write `home/dagster.yaml` from `template` (default: the packaged settings of `profile`), with SQLite
+    storage moved under `home/storage` and each top-level section of `overrides` merged over the template's."""
+    config = yaml.safe_load(template.read_text()) if template else instance_template(profile)
+    if "sqlite" in config.get("storage", {}):
+        config["storage"] = {"sqlite": {"base_dir": str(home / "storage")}}
     for section, values in (overrides or {}).items():
         config[section] = {**config.get(section, {}), **values}
     home.mkdir(parents=True, exist_ok=True)
@@ -121,11 +129,23 @@ def write_instance_yaml(
     return path
 
 
-def write_workspace_yaml(home: Path) -> Path:
-    """Write `home/workspace.yaml`, loading the code location from the installed package."""
+def write_workspace_yaml(home: Path, grpc_port: int | None = None) -> Path:
+    """Write `home/workspace.yaml`, loading the code location from the installed package (or, with `grpc_port`,
+    from the code server on that port of 127.0.0.1)."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / "workspace.yaml"
-    path.write_text(yaml.safe_dump({"load_from": [{"python_module": dict(CODE_LOCATION)}]}, sort_keys=False))
+    entry = (
+        {
+            "grpc_server": {
+                "host": "127.0.0.1",
+                "port": grpc_port,
+                "location_name": CODE_LOCATION["location_name"],
+            }
+        }
+        if grpc_port
+        else {"python_module": dict(CODE_LOCATION)}
+    )
+    path.write_text(yaml.safe_dump({"load_from": [entry]}, sort_keys=False))
     return path
 
 
@@ -140,6 +160,14 @@ class DagsterStack:
     cwd: Path = field(default_factory=Path.cwd)
     #: Sections merged over the packaged dagster.yaml (e.g. shorter run-monitoring intervals in tests).
     instance_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The packaged instance settings to start from (SINGLE_MACHINE or DISTRIBUTED).
+    profile: str = SINGLE_MACHINE
+    #: Serve the code from a `dagster code-server` of its own that the webserver and the daemon connect to (as
+    #: in a deployment), instead of a code server each of them starts.
+    code_server: bool = False
+    code_server_port: int = 0
+    #: Start from this process's environment (False: `env` is the whole environment, as on another machine).
+    inherit_env: bool = True
     _procs: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -153,7 +181,7 @@ class DagsterStack:
         return self.home / "workspace.yaml"
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, **self.env, "DAGSTER_HOME": str(self.home)}
+        return {**(os.environ if self.inherit_env else {}), **self.env, "DAGSTER_HOME": str(self.home)}
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
@@ -170,13 +198,35 @@ class DagsterStack:
 
     def start(self, timeout: float = 180.0) -> DagsterStack:
         """Start both processes and wait until the code location has loaded."""
-        write_instance_yaml(self.home, overrides=self.instance_overrides)
-        workspace = str(write_workspace_yaml(self.home))
+        write_instance_yaml(self.home, overrides=self.instance_overrides, profile=self.profile)
+        bin_dir = Path(sys.executable).parent
+        if self.code_server:
+            self.code_server_port = self.code_server_port or free_port()
+            workspace = str(write_workspace_yaml(self.home, grpc_port=self.code_server_port))
+        else:
+            workspace = str(write_workspace_yaml(self.home))
         # Create the instance's tables first: the webserver and the daemon racing to create them on a fresh
         # SQLite instance can fail one of them ("table ... already exists").
         self.cli("instance", "migrate")
         self.port = self.port or free_port()
-        bin_dir = Path(sys.executable).parent
+        if self.code_server:
+            self._spawn(
+                "code-server",
+                [
+                    str(bin_dir / "dagster"),
+                    "code-server",
+                    "start",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.code_server_port),
+                    "-m",
+                    CODE_LOCATION["module_name"],
+                    "--location-name",
+                    CODE_LOCATION["location_name"],
+                ],
+            )
+            self._wait_code_server(timeout)
         self._spawn(
             "webserver",
             [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.port), "-w", workspace],
@@ -188,6 +238,34 @@ class DagsterStack:
             self.stop()
             raise
         return self
+
+    def _wait_code_server(self, timeout: float) -> None:
+        """Wait until the code server answers its gRPC health check."""
+        deadline = time.monotonic() + timeout
+        bin_dir = Path(sys.executable).parent
+        while time.monotonic() < deadline:
+            if self._procs[-1].poll() is not None:
+                raise RuntimeError(f"the code server exited early; see {self.home}/code-server.log")
+            check = subprocess.run(
+                [
+                    str(bin_dir / "dagster"),
+                    "api",
+                    "grpc-health-check",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.code_server_port),
+                ],
+                env=self._env(),
+                capture_output=True,
+                timeout=60,
+            )
+            if check.returncode == 0:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(
+            f"the code server did not come up in {timeout:.0f} s; see {self.home}/code-server.log"
+        )
 
     def _wait_loaded(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -330,7 +408,12 @@ class DagsterStack:
         receives every polled state (see `backfill_progress`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            state = self._poll_backfill(backfill_id, progress)
+            try:
+                state = self._poll_backfill(backfill_id, progress)
+            except requests.RequestException as exc:  # the webserver restarting, or its database: ask again
+                log.warning("backfill %s: polling failed (%s); retrying", backfill_id, exc)
+                time.sleep(poll)
+                continue
             if state["status"] in TERMINAL_BACKFILL_STATUSES and not any(
                 r["status"] in {"QUEUED", "NOT_STARTED", "STARTING", "STARTED"} for r in state["runs"]
             ):

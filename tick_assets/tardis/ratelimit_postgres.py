@@ -149,11 +149,7 @@ class PostgresBackend(LimiterBackend):
         """Apply `fn` to the state of `key` under its row lock (`SELECT ... FOR UPDATE`), in one transaction."""
 
         if not self._table_ready:
-            self._execute(
-                lambda cur: cur.execute(
-                    f"CREATE TABLE IF NOT EXISTS {TABLE} (key TEXT PRIMARY KEY, state TEXT)"
-                )
-            )
+            self._execute(_create_table)
             self._table_ready = True
 
         def work(cur: Any) -> T:
@@ -170,3 +166,15 @@ class PostgresBackend(LimiterBackend):
             return result
 
         return self._execute(work)
+
+
+#: Key of the transaction-level advisory lock that serializes the table's creation (any constant of our own).
+_CREATE_LOCK = 0x7469636B  # "tick"
+
+
+def _create_table(cur: Any) -> None:
+    """Create the limiter's table if it is missing. CREATE TABLE IF NOT EXISTS alone races: two machines creating
+    it at once fail one with UniqueViolation on pg_type (seen: a download step failed on its first grant), so the
+    creators queue on an advisory lock held until the transaction ends."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (key TEXT PRIMARY KEY, state TEXT)")
