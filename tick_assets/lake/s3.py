@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from typing import Any
 from tick_assets.durable import owned_temp, remove_abandoned_temps
 from tick_assets.lake.errors import LakeError
 from tick_assets.lake.layout import EXCHANGE_KEY, PARTITION_FILE_NAME, TEMP_SUFFIX, validate_dataset
-from tick_assets.lake.store import Lake, LakeWriteError, write_errors
+from tick_assets.lake.store import Lake, LakeWriteError, write_error, write_errors
 
 #: Files above this go up as a multipart upload (parts of this size); below it, one PutObject.
 MULTIPART_BYTES = 64 * 1024 * 1024
@@ -142,8 +143,11 @@ class S3Lake(Lake):
         """A local temp file in scratch; once written, uploaded whole to its key (never a partial object)."""
         from boto3.s3.transfer import TransferConfig
 
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        remove_abandoned_temps(self.scratch, TEMP_SUFFIX)
+        try:  # a full scratch disk can refuse the folder itself (a fresh worker): the same LakeWriteError
+            self.scratch.mkdir(parents=True, exist_ok=True)
+            remove_abandoned_temps(self.scratch, TEMP_SUFFIX)
+        except OSError as exc:
+            raise write_error(self.uri(relpath), exc) from exc
         tmp = owned_temp(self.scratch / PARTITION_FILE_NAME, TEMP_SUFFIX)
         try:
             with write_errors(self.uri(relpath)):  # the scratch disk (full, gone): nothing was uploaded
@@ -152,10 +156,13 @@ class S3Lake(Lake):
             try:
                 self.client.upload_file(str(tmp), self.bucket, self._key(relpath), Config=config)
             except Exception as exc:
+                # A request the server carried out but whose answer was lost (a stall, a 5xx on the way back)
+                # fails here too: then the key already holds the new file, whole.
                 raise LakeWriteError(
                     f"Could not store {self.uri(relpath)}: the upload failed ({type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else ''}). The stored partition (if any) is unchanged "
-                    "and no partial object is left; check the endpoint, the bucket and its permissions, then re-run."
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}). The stored partition (if any) is unchanged, "
+                    "or replaced whole by the new file if the server stored it but its answer was lost; never a "
+                    "partial object. Check the endpoint, the bucket and its permissions, then re-run."
                 ) from exc
         finally:
             tmp.unlink(missing_ok=True)
@@ -187,11 +194,50 @@ class S3Lake(Lake):
 def _lake_filesystem(arrow_fs: Any) -> Any:
     """An fsspec `s3` filesystem over pyarrow whose `find` is one recursive listing (a glob over a dataset would
     otherwise list folder by folder: hundreds of requests)."""
-    from fsspec.implementations.arrow import ArrowFSWrapper
+    from fsspec.implementations.arrow import ArrowFile, ArrowFSWrapper, wrap_exceptions
     from pyarrow import fs
+
+    class PositionalFile(ArrowFile):
+        """DuckDB reads one handle from several threads, each read a seek then a read: two calls, so another
+        thread's seek can come in between and the read returns bytes of another offset (seen as "ZSTD
+        Decompression failure" or thrift errors on files of several row groups). The position is kept per thread
+        and every read is positional (pyarrow's read_at is thread-safe)."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._position = threading.local()
+
+        def tell(self) -> int:
+            return getattr(self._position, "at", 0)
+
+        def seek(self, offset: int, whence: int = 0) -> int:
+            base = {0: 0, 1: self.tell(), 2: self.stream.size()}[whence]
+            self._position.at = base + offset
+            return self._position.at
+
+        def read(self, size: int = -1) -> bytes:
+            at = self.tell()
+            if size is None or size < 0:
+                size = max(0, self.stream.size() - at)
+            data = self.stream.read_at(size, at)
+            self._position.at = at + len(data)
+            return data
+
+        def readinto(self, buffer) -> int:
+            view = memoryview(buffer).cast("B")
+            data = self.read(len(view))
+            view[: len(data)] = data
+            return len(data)
 
     class LakeS3FileSystem(ArrowFSWrapper):
         protocol = "s3"
+
+        @wrap_exceptions  # a missing object is a FileNotFoundError, as ArrowFSWrapper._open gives it
+        def _open(self, path, mode="rb", block_size=None, seekable=True, **kwargs):
+            if mode == "rb" and seekable:
+                stream = self.fs.open_input_file(path)
+                return PositionalFile(self, stream, path, mode, block_size, **kwargs)
+            return super()._open(path, mode, block_size, seekable, **kwargs)
 
         def find(self, path, maxdepth=None, withdirs=False, detail=False, **kwargs):
             path = self._strip_protocol(path).rstrip("/")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -156,11 +157,27 @@ def write_errors(dest: Path | str) -> Iterator[None]:
         raise
 
 
+def failed_folder(exc: BaseException) -> Path | None:
+    """The folder of the file or folder the OS or DuckDB could not write, if the error names it."""
+    name = getattr(exc, "filename", None)
+    if not name:
+        found = re.search(r'Could not write file \\?"([^"\\]+)', str(exc))
+        name = found.group(1) if found else None
+    return Path(name).parent if name else None
+
+
 def write_error(dest: Path | str, exc: BaseException) -> LakeWriteError:
     """The LakeWriteError of a failed write of `dest`: what went wrong, that nothing stored changed, what to do."""
     if is_disk_full(exc):
-        why = "no space left on the device"
-        todo = "free space on the lake's or the scratch folder's disk (or point TICK_ASSETS_LAKE elsewhere) and re-run"
+        # The full disk is not always the partition's: an S3 lake stages uploads in a scratch folder, and every
+        # conversion makes its DuckDB spill folder under the scratch folder. Name the one that was refused.
+        folder = failed_folder(exc)
+        why = "no space left on the device" + (f" of {folder}" if folder else "")
+        todo = (
+            "free space on that disk (the lake's folder, or the scratch folder under TICK_ASSETS_DATA_DIR that "
+            "holds S3 uploads and DuckDB spill files; or point TICK_ASSETS_LAKE / TICK_ASSETS_DATA_DIR at a disk "
+            "with room) and re-run"
+        )
     else:
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
         todo = "check the folder's permissions and space, then re-run"
