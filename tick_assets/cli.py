@@ -458,7 +458,63 @@ def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--days", type=int, default=3, help="number of days (default 3)")
     p.add_argument("--scale", type=int, default=20000, help="emulator book events per day")
     p.add_argument("--port", type=int, default=3000, help="webserver port on 127.0.0.1 (0: any free port)")
+    _add_profile_arguments(p)
     p.set_defaults(func=_run_demo)
+
+
+def _add_profile_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--profile",
+        choices=("single", "distributed"),
+        default="single",
+        help="single: SQLite instance, steps on this machine (default); distributed: Postgres instance and "
+        "limiter, Celery workers on redis-server, the lake on S3 (SeaweedFS), all started here on 127.0.0.1",
+    )
+    p.add_argument("--workers", type=int, default=2, help="Celery workers of the distributed profile (2)")
+
+
+def _add_stack_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stack",
+        help="bring a whole stack up on this machine against the bundled emulator and serve the UI until Ctrl-C",
+        description="Start the bundled emulator and the Dagster stack of --profile on 127.0.0.1, print where each "
+        "part listens, and serve until Ctrl-C; launch backfills from the UI. The distributed profile is "
+        "throwaway: its Postgres, Redis and S3 data are removed when it stops (needs postgresql and "
+        "redis-server installed, and pip install '.[distributed,s3]').",
+    )
+    p.add_argument(
+        "--from", dest="from_date", type=_date, default=dt.date(2024, 1, 1), help="first day served"
+    )
+    p.add_argument("--days", type=int, default=7, help="days the emulator has exported (default 7)")
+    p.add_argument("--scale", type=int, default=20000, help="emulator book events per day")
+    p.add_argument("--port", type=int, default=3000, help="webserver port on 127.0.0.1 (0: any free port)")
+    _add_profile_arguments(p)
+    p.set_defaults(func=_run_stack)
+
+
+def _run_stack(args: argparse.Namespace) -> int:
+    from tick_assets.stack.demo import run_demo
+
+    if args.days < 1 or args.workers < 1:
+        print("--days and --workers must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        run_demo(
+            args.from_date,
+            args.days,
+            args.scale,
+            data_dir(),
+            ui=True,
+            port=args.port,
+            say=lambda text: print(text, flush=True),
+            profile=args.profile,
+            workers=args.workers,
+            backfill=False,
+        )
+    except KeyboardInterrupt:
+        print("interrupted; every process the stack started was stopped", file=sys.stderr)
+        return 130
+    return 0
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -478,6 +534,8 @@ def _run_demo(args: argparse.Namespace) -> int:
             port=args.port,
             say=lambda text: print(text, flush=True),
             progress=StatusLine(sys.stdout),
+            profile=args.profile,
+            workers=args.workers,
         )
     except KeyboardInterrupt:
         print("interrupted; every process the demo started was stopped", file=sys.stderr)
@@ -495,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_warehouse_parser(sub)
     _add_lake_parser(sub)
     _add_demo_parser(sub)
+    _add_stack_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.func(args)

@@ -26,6 +26,11 @@ def test_defaults(monkeypatch) -> None:
         ("TICK_ASSETS_INSTRUMENTS", "binance-futures:btcusdt", "binance-futures:BTCUSDT"),
         ("TICK_ASSETS_BACKFILL_DAYS_PER_RUN", "-3", "whole number"),
         ("TICK_ASSETS_START_DATE", "2024-13-01", "YYYY-MM-DD"),
+        ("TICK_ASSETS_EXECUTOR", "dask", "multiprocess, celery, k8s"),
+        ("TICK_ASSETS_CELERY_VISIBILITY_TIMEOUT", "0", "number > 0"),
+        ("TICK_ASSETS_REQUESTS_PER_SECOND", "fast", "number > 0"),
+        ("TICK_ASSETS_REQUEST_BURST", "1.5", "whole number > 0"),
+        ("TICK_ASSETS_LIMITER_LEASE_TTL", "-1", "number > 0"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch, name, value, message) -> None:
@@ -35,6 +40,11 @@ def test_bad_values_name_the_variable(monkeypatch, name, value, message) -> None
         "TICK_ASSETS_INSTRUMENTS": settings.instruments,
         "TICK_ASSETS_BACKFILL_DAYS_PER_RUN": settings.backfill_days_per_run,
         "TICK_ASSETS_START_DATE": settings.start_date,
+        "TICK_ASSETS_EXECUTOR": settings.executor_name,
+        "TICK_ASSETS_CELERY_VISIBILITY_TIMEOUT": settings.celery_visibility_timeout,
+        "TICK_ASSETS_REQUESTS_PER_SECOND": settings.requests_per_second,
+        "TICK_ASSETS_REQUEST_BURST": settings.request_burst,
+        "TICK_ASSETS_LIMITER_LEASE_TTL": settings.limiter_lease_ttl,
     }[name]
     with pytest.raises(ValueError, match=message):
         getter()

@@ -271,11 +271,11 @@ def test_many_machines_granting_first_on_a_fresh_database_all_succeed(pg) -> Non
         ]
         barrier, errors = threading.Barrier(len(limiters)), []
 
-        def grant(limiter: RateLimiter) -> None:
+        def grant(limiter: RateLimiter, barrier: threading.Barrier = barrier, errors: list = errors) -> None:
             barrier.wait()
             try:
                 limiter.release(limiter.acquire())
-            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            except Exception as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=grant, args=(lim,)) for lim in limiters]

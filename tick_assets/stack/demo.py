@@ -24,6 +24,9 @@ from tick_assets import settings
 from tick_assets.assets.offered import NOT_OFFERED
 from tick_assets.assets.partitions import partition_key
 from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
+from tick_assets.lake import open_lake
+from tick_assets.lake.warehouse import open_catalog
+from tick_assets.stack.distributed import DistributedStack
 from tick_assets.stack.localstack import DagsterStack, backfill_progress
 from tick_assets.stack.progress import StatusLine
 
@@ -48,6 +51,9 @@ class DemoResult:
     home: Path = Path()
     data_dir: Path = Path()
     url: str = ""
+    #: From launching the backfill to its end.
+    backfill_seconds: float = 0.0
+    views_refreshed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -138,6 +144,71 @@ def _wait(stack: DagsterStack, backfill_id: str, progress: StatusLine | None) ->
         progress.close()
 
 
+PROFILES = ("single", "distributed")
+
+
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """`values` in this process's environment for the block (the S3 credentials while the summary reads the lake)."""
+    import os
+
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
+def open_stack(
+    profile: str, data_dir: Path, env: dict[str, str], port: int, workers: int, say: Callable[[str], None]
+) -> Iterator[tuple[DagsterStack, DistributedStack | None]]:
+    """The Dagster stack of `profile`, its pool `tardis` set: (webserver + daemon, the distributed stack if any)."""
+    if profile == "single":
+        home = data_dir / "dagster_home"
+        say(f"starting the Dagster webserver and daemon (instance {home}) ...")
+        with DagsterStack(home, env, port=port) as stack:
+            stack.set_pool_limit("tardis", DEMO_TARDIS_SLOTS)
+            yield stack, None
+        return
+    if profile != "distributed":
+        raise ValueError(f"profile {profile!r}: use one of {', '.join(PROFILES)}")
+    home = data_dir / "distributed"
+    say(
+        f"starting Postgres, redis-server, SeaweedFS (S3), a code server, the webserver, the daemon and {workers} "
+        f"Celery workers on 127.0.0.1 (throwaway, under {home}) ..."
+    )
+    with DistributedStack(home, env=env, workers=workers, port=port, tardis_slots=DEMO_TARDIS_SLOTS) as dist:
+        assert dist.dagster is not None
+        yield dist.dagster, dist
+
+
+def describe_stack(stack: DagsterStack, dist: DistributedStack | None) -> str:
+    """Where each part of a running stack listens and keeps its files (never a credential)."""
+    lines = [f"Dagster UI        {stack.url}"]
+    if dist is None:
+        lines.append(f"instance          {stack.home} (SQLite), steps on this machine's processes")
+        return "\n".join(lines)
+    assert dist.pg and dist.redis and dist.s3
+    lines += [
+        f"Postgres          127.0.0.1:{dist.pg.port} (Dagster's runs, events and pools; the shared limiter)",
+        f"redis-server      127.0.0.1:{dist.redis.port} (the Celery broker and result backend)",
+        f"S3 (SeaweedFS)    {dist.s3.endpoint}, lake {dist.lake_url}",
+        f"code server       127.0.0.1:{stack.code_server_port}",
+        *(
+            f"Celery worker     {w.hostname}, its own folder {w.root} (log {w.log.name})"
+            for w in dist.celery.values()
+        ),
+        "credentials       generated for this stack, held only in its processes' environment",
+    ]
+    return "\n".join(lines)
+
+
 def run_demo(
     first_day: dt.date,
     days: int,
@@ -147,11 +218,13 @@ def run_demo(
     port: int = 0,
     say: Callable[[str], None] = print,
     progress: StatusLine | None = None,
+    profile: str = "single",
+    workers: int = 2,
+    backfill: bool = True,
 ) -> DemoResult:
-    """Run the demo and return what landed, showing the backfill's progress on `progress` if given; with `ui`,
-    keep serving until interrupted."""
+    """Run the demo on the stack of `profile` and return what landed, showing the backfill's progress on
+    `progress` if given; with `ui`, keep serving until interrupted; without `backfill`, only serve."""
     data_dir = data_dir.absolute()
-    home = data_dir / "dagster_home"
     instruments = settings.instruments()
     keys = [
         partition_key(first_day + dt.timedelta(days=d), inst) for inst in instruments for d in range(days)
@@ -172,55 +245,99 @@ def run_demo(
         say(
             f"emulator on {emulator.base_url} (scale {scale:,} book events a day, cache {emulator_config.cache_dir})"
         )
-        say(f"starting the Dagster webserver and daemon (instance {home}) ...")
         usable = _usable_port(port)
         if port and not usable:
             say(f"port {port} is taken: using a free one")
-        with DagsterStack(home, env, port=usable) as stack:
-            stack.set_pool_limit("tardis", DEMO_TARDIS_SLOTS)
-            paths = _asset_paths(stack)
-            say(
-                f"{stack.url}: backfill of {len(paths)} assets x {len(keys)} partitions "
-                f"({days} days from {first_day} x {', '.join(instruments)})"
-            )
-            backfill_id = stack.launch_backfill(paths, keys, title="tick-assets demo")
-            launched = time.time()
-            state = _wait(stack, backfill_id, progress)
-            say("waiting for the automation to refresh warehouse/views ...")
-            views = _wait_for_views(stack, after=launched)
-            partitions, rows, not_offered = _row_counts(stack, paths, keys)
+        with open_stack(profile, data_dir, env, usable, workers, say) as (stack, dist):
             result = DemoResult(
-                seconds=time.monotonic() - started,
-                backfill_status=state["status"],
-                runs=len(state["runs"]),
-                partitions=partitions,
-                rows=rows,
-                not_offered=not_offered,
-                expected_partitions=len(keys),
-                home=home,
+                seconds=0.0,
+                backfill_status="NOT_RUN",
+                runs=0,
+                home=stack.home,
                 data_dir=data_dir,
                 url=stack.url,
             )
-            say(summary(result, views, first_day, instruments[0]))
+            if backfill:
+                result = _backfill(stack, dist, keys, progress, say, started, data_dir)
+                say(summary(result, result.views_refreshed, first_day, instruments[0], dist))
             if ui:
                 stack.cli("sensor", "start", "-w", str(stack.workspace), "tardis_daily_exports")
+                say("")
+                say(describe_stack(stack, dist))
                 say(
-                    f"\nThe Dagster UI is at {stack.url} (the emulator keeps serving at {emulator.base_url}); "
-                    "the daily export sensor is on. Press Ctrl-C to stop everything."
+                    f"\nThe Dagster UI is at {stack.url} (the emulator keeps serving at {emulator.base_url}, "
+                    f"{days} days from {first_day}); the daily export sensor is on. Press Ctrl-C to stop everything."
                 )
                 try:
                     while True:
                         time.sleep(1)
                 except KeyboardInterrupt:
-                    say("stopping the webserver, the daemon and the emulator ...")
+                    say("stopping every process the stack started ...")
     return result
 
 
-def summary(result: DemoResult, views_refreshed: bool, first_day: dt.date, instrument: str) -> str:
+def _backfill(
+    stack: DagsterStack,
+    dist: DistributedStack | None,
+    keys: list[str],
+    progress: StatusLine | None,
+    say: Callable[[str], None],
+    started: float,
+    data_dir: Path,
+) -> DemoResult:
+    """Backfill every partitioned asset over `keys` and collect what landed."""
+    paths = _asset_paths(stack)
+    say(f"{stack.url}: backfill of {len(paths)} assets x {len(keys)} partitions")
+    backfill_id = stack.launch_backfill(paths, keys, title="tick-assets demo")
+    launched = time.time()
+    state = _wait(stack, backfill_id, progress)
+    backfill_seconds = time.time() - launched
+    say("waiting for the automation to refresh warehouse/views ...")
+    views = _wait_for_views(stack, after=launched)
+    if dist is not None:  # the views asset ran on a worker: build this machine's catalog over the S3 lake
+        with _environ(dist.s3.env() if dist.s3 else {}):
+            views = _publish_local_catalog(data_dir, dist.lake_url)
+    partitions, rows, not_offered = _row_counts(stack, paths, keys)
+    return DemoResult(
+        seconds=time.monotonic() - started,
+        backfill_status=state["status"],
+        runs=len(state["runs"]),
+        partitions=partitions,
+        rows=rows,
+        not_offered=not_offered,
+        expected_partitions=len(keys),
+        home=stack.home,
+        data_dir=data_dir,
+        url=stack.url,
+        backfill_seconds=backfill_seconds,
+        views_refreshed=views,
+    )
+
+
+def _publish_local_catalog(data_dir: Path, lake_url: str) -> bool:
+    """DATA_DIR/warehouse.duckdb with views over the lake at `lake_url` (what `tick-assets warehouse` does)."""
+    from tick_assets.lake import open_lake
+    from tick_assets.lake.warehouse import catalog_datasets, publish_catalog
+
+    lake = open_lake(lake_url, scratch=data_dir / "scratch")
+    publish_catalog(
+        settings.warehouse_path(data_dir), lake, catalog_datasets(lake, settings.raw_data_types())
+    )
+    return True
+
+
+def summary(
+    result: DemoResult,
+    views_refreshed: bool,
+    first_day: dt.date,
+    instrument: str,
+    dist: DistributedStack | None = None,
+) -> str:
     """The text the demo prints: rows per asset, a few feature rows, where the data is, a query to try."""
     lines = [
         "",
-        f"backfill {result.backfill_status} in {result.runs} runs; {result.seconds:.0f} s since the start",
+        f"backfill {result.backfill_status} in {result.runs} runs, {result.backfill_seconds:.0f} s "
+        f"({result.seconds:.0f} s since the start)",
         "",
         f"{'asset':<32} {'partitions':>10} {'not offered':>12} {'rows':>12}",
     ]
@@ -237,9 +354,12 @@ def summary(result: DemoResult, views_refreshed: bool, first_day: dt.date, instr
         "SELECT instrument, date_trunc('hour', ts) AS hour, avg(mid) AS mid, avg(spread_bps) AS spread_bps, "
         "avg(imbalance_5) AS imbalance_5 FROM features.depth GROUP BY ALL ORDER BY ALL LIMIT 5"
     )
+    lake_url = dist.lake_url if dist else settings.lake_url(result.data_dir)
     try:
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            con.execute("SET TimeZone = 'UTC'")
+        with (
+            _environ(dist.s3.env() if dist and dist.s3 else {}),
+            open_catalog(warehouse, open_lake(lake_url, scratch=result.data_dir / "scratch")) as con,
+        ):
             sample = con.sql(
                 "SELECT ts, mid, round(spread_bps, 4) AS spread_bps, round(imbalance_5, 4) AS imbalance_5, "
                 "bid_depth_10, updates "
@@ -249,15 +369,23 @@ def summary(result: DemoResult, views_refreshed: bool, first_day: dt.date, instr
             lines += ["", f"features/depth, {instrument}, first rows with a book:", str(sample)]
     except duckdb.Error as exc:
         lines += ["", f"(could not read {warehouse}: {exc})"]
+    charts = (
+        "in each partition's metadata in the UI, and on the disk of the worker that drew it"
+        if dist
+        else f"{result.data_dir / 'reports' / 'daily_summary'}/<exchange-SYMBOL>/<date>.png"
+    )
     lines += [
         "",
-        f"lake (Parquet):     {settings.lake_url(result.data_dir)}/<asset path>/exchange_id=.../symbol_id=.../date=.../",
+        f"lake (Parquet):     {lake_url}/<asset path>/exchange_id=.../symbol_id=.../date=.../",
         f"warehouse (DuckDB): {warehouse}  views raw.*, features.*, analytics.* over the lake"
         f"{'' if views_refreshed else ' (not refreshed yet)'}",
-        f"daily charts:       {result.data_dir / 'reports' / 'daily_summary'}/<exchange-SYMBOL>/<date>.png",
-        f"Dagster instance:   {result.home}",
-        "",
-        "try:",
-        f'  {sys.executable} -c "import duckdb; print(duckdb.connect(\'{warehouse}\', read_only=True).sql(\\"{query}\\"))"',
+        f"daily charts:       {charts}",
+        f"Dagster instance:   {'Postgres (throwaway, with the stack)' if dist else result.home}",
     ]
+    if dist is None:
+        lines += [
+            "",
+            "try:",
+            f'  {sys.executable} -c "import duckdb; print(duckdb.connect(\'{warehouse}\', read_only=True).sql(\\"{query}\\"))"',
+        ]
     return "\n".join(lines)

@@ -58,6 +58,8 @@ query($id: String!) { partitionBackfillOrError(backfillId: $id) {
       ... on UnpartitionedAssetStatus { assetKey { path } inProgress materialized failed } } } }
   ... on PythonError { message } } }
 """
+#: Tries of a GraphQL read against a webserver answering 5xx or not at all (1 + 2 + 3 + 4 s between them).
+READ_ATTEMPTS = 5
 _QUEUED_RUN_STATUSES = {"QUEUED", "NOT_STARTED", "MANAGED"}
 _RUNNING_RUN_STATUSES = {"STARTING", "STARTED", "CANCELING"}
 _FAILED_RUN_STATUSES = {"FAILURE", "CANCELED"}
@@ -341,11 +343,24 @@ class DagsterStack:
         return int(found.group(1)), int(found.group(2))
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """POST a GraphQL query; raise on transport or GraphQL errors."""
-        resp = requests.post(
-            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
-        )
-        resp.raise_for_status()
+        """POST a GraphQL query; raise on transport or GraphQL errors. A read is asked again up to
+        READ_ATTEMPTS times over a few seconds when the webserver answers 5xx or not at all: after its database
+        restarts, Dagster's webserver fails one request on each pooled connection it held (no pre-ping). A
+        mutation is never repeated."""
+        attempts = 1 if query.lstrip().startswith("mutation") else READ_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                resp = requests.post(
+                    f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+                )
+                resp.raise_for_status()
+                break
+            except (requests.ConnectionError, requests.HTTPError) as exc:
+                status = getattr(exc.response, "status_code", None)
+                if attempt == attempts or (status is not None and status < 500):
+                    raise
+                log.warning("GraphQL read failed (%s); asking again", exc)
+                time.sleep(attempt)
         body = resp.json()
         if body.get("errors"):
             raise RuntimeError(f"GraphQL error: {body['errors']}")
