@@ -247,18 +247,17 @@ def _live_leases(stack: DistributedStack, pids: set[int]) -> int:
     )
 
 
-def _download_started(stack: DistributedStack, backfill: str, timeout: float = 180) -> str:
-    """The Celery worker running a download step of `backfill`, once one has started (waits up to `timeout`)."""
+def _download_started(stack: DistributedStack, run_id: str, timeout: float = 180) -> str:
+    """The Celery worker running a download step of run `run_id`, once one has started (waits up to `timeout`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for run in stack.dagster.backfill(backfill)["runs"]:
-            logs = stack.dagster.graphql(_ENGINE_EVENTS, {"id": run["id"]})["logsForRun"]
-            for event in logs.get("events") or []:
-                if not (event.get("stepKey") or "").startswith("raw__"):
-                    continue
-                for entry in event.get("metadataEntries") or []:
-                    if entry["label"] == "Celery worker":
-                        return entry["text"]
+        logs = stack.dagster.graphql(_ENGINE_EVENTS, {"id": run_id})["logsForRun"]
+        for event in logs.get("events") or []:
+            if not (event.get("stepKey") or "").startswith("raw__"):
+                continue
+            for entry in event.get("metadataEntries") or []:
+                if entry["label"] == "Celery worker":
+                    return entry["text"]
         time.sleep(0.3)
     raise TimeoutError("no download step started")
 
@@ -266,13 +265,13 @@ def _download_started(stack: DistributedStack, backfill: str, timeout: float = 1
 def test_kill_9_of_a_worker_mid_download_gives_its_leases_back_and_a_rerun_completes(
     stack: DistributedStack, emulator: EmulatorServer, s3_env: DistributedStack, tmp_path: Path
 ) -> None:
-    keys = [partition_key(dt.date(2024, 1, 8), INSTRUMENTS[0])]
+    key = partition_key(dt.date(2024, 1, 8), INSTRUMENTS[0])
     paths = [["raw", "trades"]]
     emulator.set_faults(FaultConfig(rate_limit=RATE, rate_burst=EMULATOR_BURST, stall=1.0, stall_seconds=600))
-    backfill = stack.dagster.launch_backfill(paths, keys, title="kill -9")
+    run_id = stack.dagster.launch_run(paths, key, title="kill -9")
     name = ""
     try:
-        hostname = _download_started(stack, backfill)
+        hostname = _download_started(stack, run_id)
         name = hostname.split("@")[0]
         # The download is stalled mid-body: its step holds a limiter lease on the server, renewed while it runs.
         pids = set(stack.worker_pids(name))
@@ -289,23 +288,22 @@ def test_kill_9_of_a_worker_mid_download_gives_its_leases_back_and_a_rerun_compl
             time.sleep(0.1)
         leases_back = time.monotonic() - killed
         # The killed worker's step is handed on (acks late + visibility timeout); the run ends either way.
-        state = stack.dagster.wait_for_backfill(backfill, timeout=600)
+        status = stack.dagster.wait_for_run(run_id, timeout=600)
         first_outcome = time.monotonic() - killed
     finally:
         emulator.set_faults(FaultConfig(rate_limit=RATE, rate_burst=EMULATOR_BURST))
         if name and stack.celery[name].proc.poll() is not None:
             stack.start_worker(name)
             stack.wait_worker_ready(name)
-    _check_lake(stack, paths, keys, tmp_path / "after", exact=state["status"] == "COMPLETED_SUCCESS")
-    # A re-run (the backfill's partitions again) completes; nothing lost or duplicated in the lake.
-    rerun = stack.dagster.launch_backfill(paths, keys, title="re-run after kill -9")
-    again = stack.dagster.wait_for_backfill(rerun, timeout=600)
-    assert again["status"] == "COMPLETED_SUCCESS", again
-    _check_lake(stack, paths, keys, tmp_path / "rerun", exact=True)
+    _check_lake(stack, paths, [key], tmp_path / "after", exact=status == "SUCCESS")
+    # A re-run of the partition completes; nothing lost or duplicated in the lake.
+    again = stack.dagster.wait_for_run(stack.dagster.launch_run(paths, key, title="re-run after kill -9"))
+    assert again == "SUCCESS"
+    _check_lake(stack, paths, [key], tmp_path / "rerun", exact=True)
     print(
         f"\nkill -9 of {hostname} mid-download holding {held} lease(s): leases back after {leases_back:.1f} s "
-        f"(TTL {LEASE_TTL:.0f} s); first backfill {state['status']} {first_outcome:.0f} s after the kill "
-        f"(visibility timeout {VISIBILITY_TIMEOUT:.0f} s); re-run {again['status']}"
+        f"(TTL {LEASE_TTL:.0f} s); the run ended {status} {first_outcome:.0f} s after the kill "
+        f"(visibility timeout {VISIBILITY_TIMEOUT:.0f} s); re-run {again}"
     )
 
 
@@ -313,29 +311,29 @@ def test_kill_9_of_a_worker_mid_download_gives_its_leases_back_and_a_rerun_compl
 _FAULT_PATHS = [["raw", "trades"], ["features", "trade_bars"]]
 
 
-def test_postgres_restarted_mid_backfill_leaves_no_partition_recorded_without_its_file(
+def test_postgres_restarted_mid_run_leaves_no_partition_recorded_without_its_file(
     stack: DistributedStack, s3_env: DistributedStack, tmp_path: Path
 ) -> None:
-    keys = [partition_key(dt.date(2024, 1, 12), INSTRUMENTS[0])]
-    backfill = stack.dagster.launch_backfill(_FAULT_PATHS, keys, title="postgres restart")
-    _download_started(stack, backfill)
+    key = partition_key(dt.date(2024, 1, 12), INSTRUMENTS[0])
+    run_id = stack.dagster.launch_run(_FAULT_PATHS, key, title="postgres restart")
+    _download_started(stack, run_id)
     assert stack.pg is not None
     stack.pg.stop("fast")
     time.sleep(5)
     stack.pg.start()
-    outcome = _settle_and_check(stack, backfill, _FAULT_PATHS, keys, tmp_path)
+    outcome = _settle_and_check(stack, run_id, _FAULT_PATHS, key, tmp_path)
     print(f"\nPostgres down 5 s during a download step: {outcome}")
 
 
-def test_s3_restarted_mid_backfill_leaves_no_partition_recorded_without_its_file(
+def test_s3_restarted_mid_run_leaves_no_partition_recorded_without_its_file(
     stack: DistributedStack, s3_env: DistributedStack, tmp_path: Path
 ) -> None:
-    keys = [partition_key(dt.date(2024, 1, 15), INSTRUMENTS[0])]
-    backfill = stack.dagster.launch_backfill(_FAULT_PATHS, keys, title="s3 restart")
-    _download_started(stack, backfill)
+    key = partition_key(dt.date(2024, 1, 15), INSTRUMENTS[0])
+    run_id = stack.dagster.launch_run(_FAULT_PATHS, key, title="s3 restart")
+    _download_started(stack, run_id)
     assert stack.s3 is not None
     stack.s3.restart(down_seconds=5)
-    outcome = _settle_and_check(stack, backfill, _FAULT_PATHS, keys, tmp_path)
+    outcome = _settle_and_check(stack, run_id, _FAULT_PATHS, key, tmp_path)
     print(f"\nS3 down 5 s during a download step: {outcome}")
 
 
@@ -355,19 +353,17 @@ def _check_lake(
 
 
 def _settle_and_check(
-    stack: DistributedStack, backfill: str, paths: list[list[str]], keys: list[str], tmp_path: Path
+    stack: DistributedStack, run_id: str, paths: list[list[str]], key: str, tmp_path: Path
 ) -> str:
-    """The backfill ends (either way) with no partition recorded without its file; if it did not succeed, a re-run
-    of its partitions completes and lands each once. Returns what happened."""
+    """The run ends (either way) with no partition recorded without its file; if it did not succeed, a re-run
+    of its partition completes and lands it once. Returns what happened."""
     started = time.monotonic()
-    state = stack.dagster.wait_for_backfill(backfill, timeout=600)
+    status = stack.dagster.wait_for_run(run_id, timeout=600)
     took = time.monotonic() - started
-    succeeded = state["status"] == "COMPLETED_SUCCESS"
-    _check_lake(stack, paths, keys, tmp_path / "after", exact=succeeded)
-    if succeeded:
-        return f"the backfill resumed and completed ({took:.0f} s after the fault)"
-    rerun = stack.dagster.launch_backfill(paths, keys, title="re-run")
-    again = stack.dagster.wait_for_backfill(rerun, timeout=600)
-    assert again["status"] == "COMPLETED_SUCCESS", again
-    _check_lake(stack, paths, keys, tmp_path / "rerun", exact=True)
-    return f"the backfill ended {state['status']} ({took:.0f} s after the fault); the re-run completed"
+    _check_lake(stack, paths, [key], tmp_path / "after", exact=status == "SUCCESS")
+    if status == "SUCCESS":
+        return f"the run went on and succeeded ({took:.0f} s after the fault)"
+    again = stack.dagster.wait_for_run(stack.dagster.launch_run(paths, key, title="re-run"))
+    assert again == "SUCCESS"
+    _check_lake(stack, paths, [key], tmp_path / "rerun", exact=True)
+    return f"the run ended {status} ({took:.0f} s after the fault); the re-run succeeded"

@@ -26,6 +26,7 @@ from typing import Any
 import requests
 import yaml
 
+from tick_assets.assets.partitions import DATE, INSTRUMENT, parse_partition_key
 from tick_assets.stack.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,15 @@ query($id: String!) { partitionBackfillOrError(backfillId: $id) {
 """
 #: Tries of a GraphQL read against a webserver answering 5xx or not at all (1 + 2 + 3 + 4 s between them).
 READ_ATTEMPTS = 5
+_LAUNCH_RUN = """
+mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } ... on InvalidSubsetError { message }
+  ... on RunConfigValidationInvalid { errors { message } } ... on UnauthorizedError { message } } }
+"""
+_RUN_STATUS = """
+query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { runId status } ... on PythonError { message } } }
+"""
+TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 _QUEUED_RUN_STATUSES = {"QUEUED", "NOT_STARTED", "MANAGED"}
 _RUNNING_RUN_STATUSES = {"STARTING", "STARTED", "CANCELING"}
 _FAILED_RUN_STATUSES = {"FAILURE", "CANCELED"}
@@ -379,6 +389,50 @@ class DagsterStack:
         if result["__typename"] != "LaunchBackfillSuccess":
             raise RuntimeError(f"backfill was not launched: {result}")
         return result["backfillId"]
+
+    def launch_run(self, asset_paths: list[list[str]], partition_key: str, title: str = "") -> str:
+        """Launch one run of the assets for one partition (the UI's Materialize of a partition, queued like any
+        run, without the backfill daemon's 30 s iterations); return its id."""
+        day, instrument = parse_partition_key(partition_key)
+        tags = {"dagster/partition": partition_key, f"dagster/partition/{DATE}": f"{day:%Y-%m-%d}"}
+        tags[f"dagster/partition/{INSTRUMENT}"] = instrument
+        if title:
+            tags["tick_assets/title"] = title
+        params = {
+            "selector": {
+                "repositoryLocationName": CODE_LOCATION["location_name"],
+                "repositoryName": "__repository__",
+                "jobName": "__ASSET_JOB",
+                "assetSelection": [{"path": p} for p in asset_paths],
+            },
+            "runConfigData": {},
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+        }
+        result = self.graphql(_LAUNCH_RUN, {"p": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"run was not launched: {result}")
+        return result["run"]["runId"]
+
+    def run_status(self, run_id: str) -> str:
+        """A run's status (QUEUED, STARTED, SUCCESS, FAILURE, ...)."""
+        found = self.graphql(_RUN_STATUS, {"id": run_id})["runOrError"]
+        if found["__typename"] != "Run":
+            raise RuntimeError(f"run {run_id}: {found}")
+        return found["status"]
+
+    def wait_for_run(self, run_id: str, timeout: float = 900.0, poll: float = 1.0) -> str:
+        """Poll until the run ends; return its final status."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                status = self.run_status(run_id)
+            except requests.RequestException as exc:  # the webserver or its database restarting: ask again
+                log.warning("run %s: polling failed (%s); retrying", run_id, exc)
+            else:
+                if status in TERMINAL_RUN_STATUSES:
+                    return status
+            time.sleep(poll)
+        raise TimeoutError(f"run {run_id} not finished after {timeout:.0f} s")
 
     def cancel_backfill(self, backfill_id: str) -> None:
         """Cancel a backfill (the UI's Cancel button): no new runs, and its runs in progress are terminated."""
