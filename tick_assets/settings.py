@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from pathlib import Path
 
@@ -141,7 +142,7 @@ def _positive(name: str, default: str, kind: type = float) -> float:
         value = kind(raw)
     except ValueError:
         value = -1
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name}={raw!r}: give a {'whole ' if kind is int else ''}number > 0.")
     return value
 

@@ -32,6 +32,7 @@ def test_the_distributed_instance_keeps_runs_events_and_pools_on_postgres(pg, tm
         "DAGSTER_PG_USERNAME": USER,
         "DAGSTER_PG_PASSWORD": pg.password,
         "DAGSTER_PG_DB": "postgres",
+        "TICK_ASSETS_DAGSTER_LOCAL_DIR": str(tmp_path / "local"),  # this machine's own folder
     }.items():
         monkeypatch.setenv(name, value)
     home = tmp_path / "home"
@@ -57,3 +58,6 @@ def test_the_distributed_instance_keeps_runs_events_and_pools_on_postgres(pg, tm
         cur.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")
         assert cur.fetchone()[0] == 1
     assert not list(home.rglob("*.db"))  # nothing on this machine's disk: no SQLite storage was made
+    # the run's compute logs went to this machine's folder named by the environment, not under DAGSTER_HOME
+    assert list((tmp_path / "local").rglob("*.complete")) or list((tmp_path / "local").rglob("*.out"))
+    assert not (home / "storage").exists()

@@ -14,8 +14,9 @@ import os
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task, create_task
 
+import tick_assets.definitions  # noqa: F401 - loaded once in the worker, so its step processes fork with it
 from tick_assets import settings
-from tick_assets.assets.executors import celery_settings
+from tick_assets.assets.executors import celery_settings, check_broker_url
 
 
 def _required(name: str) -> str:
@@ -25,6 +26,7 @@ def _required(name: str) -> str:
             f"{name} is not set: a Celery step worker needs the broker and result backend URLs the runs use "
             f"(e.g. redis://:PASSWORD@host:6379/0), in {settings.CELERY_BROKER_VAR} and {settings.CELERY_BACKEND_VAR}."
         )
+    check_broker_url(name)
     return value
 
 

@@ -39,8 +39,9 @@ def celery_settings() -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         # A step is acknowledged when it ends, not when it is taken: if its whole worker vanishes (kill -9, a lost
         # host) the broker hands it to another worker after the visibility timeout instead of losing it, which
-        # would leave the run waiting for good. A step process killed under a live worker fails the step
-        # (WorkerLostError): Dagster's retries decide, not an endless redelivery.
+        # would leave the run waiting for good. A step process killed under a live worker (out of memory) fails
+        # with WorkerLostError instead of being redelivered for ever: dagster-celery then fails the run (no op
+        # retry policy applies); re-run it, or set run retries.
         "task_acks_late": True,
         "task_reject_on_worker_lost": False,
         "broker_transport_options": {
@@ -63,11 +64,32 @@ def celery_settings() -> dict[str, Any]:
     }
 
 
+def check_broker_url(var: str) -> None:
+    """Refuse a broker or backend URL in `var` that kombu cannot parse, naming the variable, never its value
+    (kombu's own error would quote part of the password into the run's events)."""
+    import os
+
+    from kombu.utils.url import url_to_parts
+
+    value = os.environ.get(var)
+    if not value:
+        return
+    try:
+        url_to_parts(value)
+    except ValueError:
+        raise ValueError(
+            f"{var} is not a URL Celery can read: write it as redis://:PASSWORD@host:6379/0 and percent-encode "
+            "any / # ? @ : % in the password."
+        ) from None
+
+
 def celery_executor() -> dg.ExecutorDefinition:
     """dagster-celery's executor on the broker and result backend named by the environment (resolved when a
     run starts, so a password in the URL appears in no config, event or file)."""
     from dagster_celery import celery_executor as dagster_celery_executor
 
+    for var in (settings.CELERY_BROKER_VAR, settings.CELERY_BACKEND_VAR):
+        check_broker_url(var)
     return dagster_celery_executor.configured(
         {
             "broker": {"env": settings.CELERY_BROKER_VAR},

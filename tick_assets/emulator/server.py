@@ -67,6 +67,10 @@ class EmulatorConfig:
                 )
 
 
+#: The newest requests whose times the emulator keeps (for rate measurements; a long-running emulator forgets).
+REQUEST_LOG_SIZE = 100_000
+
+
 class _Stats:
     """Counters of what the emulator answered (served at /emulator/stats)."""
 
@@ -78,7 +82,7 @@ class _Stats:
         self.in_flight = 0
         self.max_in_flight = 0
         #: (epoch seconds, "dataset" | "api") of each dataset request past the rate limit and each API request
-        self.request_log: list[tuple[float, str]] = []
+        self.request_log: collections.deque[tuple[float, str]] = collections.deque(maxlen=REQUEST_LOG_SIZE)
 
     def add(self, key: str, n: int = 1) -> None:
         with self._lock:

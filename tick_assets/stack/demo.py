@@ -9,6 +9,7 @@ views, and prints what landed. With `ui=True` the UI keeps serving until Ctrl-C.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
 import socket
 import sys
@@ -54,6 +55,8 @@ class DemoResult:
     #: From launching the backfill to its end.
     backfill_seconds: float = 0.0
     views_refreshed: bool = False
+    #: The catalog of views this machine can query (DATA_DIR/warehouse.duckdb on one machine).
+    warehouse: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -145,13 +148,21 @@ def _wait(stack: DagsterStack, backfill_id: str, progress: StatusLine | None) ->
 
 
 PROFILES = ("single", "distributed")
+#: Settings that say where a machine keeps things or reaches the shared servers: the distributed stack sets them.
+_INFRASTRUCTURE_VARS = {
+    "TICK_ASSETS_DATA_DIR",
+    "TICK_ASSETS_LAKE",
+    settings.LIMITER_URL_VAR,
+    settings.EXECUTOR_VAR,
+    settings.CELERY_BROKER_VAR,
+    settings.CELERY_BACKEND_VAR,
+    "TICK_ASSETS_DAGSTER_LOCAL_DIR",
+}
 
 
 @contextmanager
 def _environ(values: dict[str, str]) -> Iterator[None]:
     """`values` in this process's environment for the block (the S3 credentials while the summary reads the lake)."""
-    import os
-
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -179,6 +190,17 @@ def open_stack(
     if profile != "distributed":
         raise ValueError(f"profile {profile!r}: use one of {', '.join(PROFILES)}")
     home = data_dir / "distributed"
+    # The machines of the profile start from a clean environment: hand them the user's own settings (instruments,
+    # data types, start date, days per run...), not the ones that say where this machine keeps things.
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith("TICK_ASSETS_") and k not in _INFRASTRUCTURE_VARS
+        },
+        **env,
+    }
+    env.pop("TICK_ASSETS_DATA_DIR", None)  # each machine of the stack has its own
     say(
         f"starting Postgres, redis-server, SeaweedFS (S3), a code server, the webserver, the daemon and {workers} "
         f"Celery workers on 127.0.0.1 (throwaway, under {home}) ..."
@@ -294,9 +316,13 @@ def _backfill(
     backfill_seconds = time.time() - launched
     say("waiting for the automation to refresh warehouse/views ...")
     views = _wait_for_views(stack, after=launched)
+    warehouse = settings.warehouse_path(data_dir)
     if dist is not None:  # the views asset ran on a worker: build this machine's catalog over the S3 lake
+        warehouse = (
+            dist.home / "warehouse.duckdb"
+        )  # beside the throwaway stack, not over the single machine's
         with _environ(dist.s3.env() if dist.s3 else {}):
-            views = _publish_local_catalog(data_dir, dist.lake_url)
+            views = _publish_local_catalog(warehouse, data_dir, dist.lake_url)
     partitions, rows, not_offered = _row_counts(stack, paths, keys)
     return DemoResult(
         seconds=time.monotonic() - started,
@@ -311,18 +337,16 @@ def _backfill(
         url=stack.url,
         backfill_seconds=backfill_seconds,
         views_refreshed=views,
+        warehouse=warehouse,
     )
 
 
-def _publish_local_catalog(data_dir: Path, lake_url: str) -> bool:
-    """DATA_DIR/warehouse.duckdb with views over the lake at `lake_url` (what `tick-assets warehouse` does)."""
-    from tick_assets.lake import open_lake
+def _publish_local_catalog(warehouse: Path, data_dir: Path, lake_url: str) -> bool:
+    """`warehouse` with views over the lake at `lake_url` (what `tick-assets warehouse` does)."""
     from tick_assets.lake.warehouse import catalog_datasets, publish_catalog
 
     lake = open_lake(lake_url, scratch=data_dir / "scratch")
-    publish_catalog(
-        settings.warehouse_path(data_dir), lake, catalog_datasets(lake, settings.raw_data_types())
-    )
+    publish_catalog(warehouse, lake, catalog_datasets(lake, settings.raw_data_types()))
     return True
 
 
@@ -349,7 +373,7 @@ def summary(
         lines.append(
             "(not offered: Tardis has no such dataset for that instrument; an empty partition that says so)"
         )
-    warehouse = settings.warehouse_path(result.data_dir)
+    warehouse = result.warehouse or settings.warehouse_path(result.data_dir)
     query = (
         "SELECT instrument, date_trunc('hour', ts) AS hour, avg(mid) AS mid, avg(spread_bps) AS spread_bps, "
         "avg(imbalance_5) AS imbalance_5 FROM features.depth GROUP BY ALL ORDER BY ALL LIMIT 5"

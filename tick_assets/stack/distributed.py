@@ -17,6 +17,7 @@ Every credential is generated here and handed over in the environment only.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -33,6 +34,7 @@ from tick_assets.stack.postgres import USER, PostgresServer
 from tick_assets.stack.redis import RedisServer
 from tick_assets.stack.s3server import S3Server
 
+log = logging.getLogger(__name__)
 LAKE_BUCKET = "tick-lake"
 LOCAL_DIR_VAR = "TICK_ASSETS_DAGSTER_LOCAL_DIR"
 #: Environment variables of the caller that must not leak into the stack's processes (each gets its own).
@@ -46,6 +48,8 @@ class CeleryWorker:
     name: str
     root: Path
     proc: subprocess.Popen
+    #: Where this start's lines begin in the log (a restarted worker appends to the log of its earlier life).
+    log_offset: int = 0
 
     @property
     def hostname(self) -> str:
@@ -117,9 +121,13 @@ class DistributedStack:
     def start(self, timeout: float = 240.0) -> DistributedStack:
         """Start every server, set the pools, start the workers; stop everything if any part fails."""
         try:
-            self.pg = PostgresServer().start()
-            self.redis = RedisServer().start()
-            self.s3 = S3Server(bucket=LAKE_BUCKET).start()
+            # each assigned before it starts, so a start that fails half-way is still stopped below
+            self.pg = PostgresServer()
+            self.pg.start()
+            self.redis = RedisServer()
+            self.redis.start()
+            self.s3 = S3Server(bucket=LAKE_BUCKET)
+            self.s3.start()
             control = self.home / "control"
             env = self._machine_env(control)
             self.dagster = DagsterStack(
@@ -148,6 +156,7 @@ class DistributedStack:
         root = self.home / "workers" / name
         env = self._machine_env(root)
         log = open(root / "worker.log", "ab")  # noqa: SIM115 - closed with the process
+        offset = log.tell()
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -176,7 +185,7 @@ class DistributedStack:
             start_new_session=True,
         )
         log.close()
-        worker = CeleryWorker(name, root, proc)
+        worker = CeleryWorker(name, root, proc, offset)
         self.celery[name] = worker
         return worker
 
@@ -186,8 +195,10 @@ class DistributedStack:
             if worker.proc.poll() is not None:
                 tail = worker.log.read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"Celery worker {worker.name} exited ({worker.proc.returncode}):\n{tail}")
-            if f"{worker.hostname} ready." in worker.log.read_text(errors="replace"):
-                return
+            with open(worker.log, "rb") as f:
+                f.seek(worker.log_offset)
+                if f"{worker.hostname} ready.".encode() in f.read():
+                    return
             time.sleep(0.3)
         raise TimeoutError(f"Celery worker {worker.name} not ready in {timeout:.0f} s; see {worker.log}")
 
@@ -208,32 +219,37 @@ class DistributedStack:
             os.killpg(worker.proc.pid, signal.SIGKILL)
         worker.proc.wait()
 
-    def _stop_worker(self, worker: CeleryWorker) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.proc.pid, signal.SIGTERM)
-        try:
-            worker.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.proc.pid, signal.SIGKILL)
-            worker.proc.wait()
-
     def stop(self) -> None:
-        """Stop the workers, Dagster and the servers (in that order); idempotent."""
+        """Stop the workers, Dagster and the servers (in that order), each part even if another fails to stop;
+        idempotent."""
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            for worker in self.celery.values():
-                self._stop_worker(worker)
+            workers = list(self.celery.values())
+            for worker in workers:  # all asked at once: each finishes (or drops) its step meanwhile
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(worker.proc.pid, signal.SIGTERM)
+            for worker in workers:
+                try:
+                    worker.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(worker.proc.pid, signal.SIGKILL)
+                    worker.proc.wait()
             self.celery.clear()
-            if self.dagster is not None:
-                self.dagster.stop()
-                self.dagster = None
-            for server in (self.s3, self.redis):
-                if server is not None:
-                    server.stop()
-            if self.pg is not None:
-                self.pg.close()
-            self.pg = self.redis = self.s3 = None
+            parts = [
+                self.dagster.stop if self.dagster else None,
+                self.s3.stop if self.s3 else None,
+                self.redis.stop if self.redis else None,
+                self.pg.close if self.pg else None,
+            ]
+            for stop_part in parts:
+                if stop_part is None:
+                    continue
+                try:
+                    stop_part()
+                except Exception:
+                    log.exception("could not stop %s; stopping the rest", stop_part)
+            self.dagster = self.pg = self.redis = self.s3 = None
         finally:
             signal.signal(signal.SIGINT, previous)
 

@@ -103,6 +103,12 @@ def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
         os.killpg(proc.pid, sig)
 
 
+def _client_error(exc: requests.RequestException) -> bool:
+    """An HTTP 4xx: our request is wrong, asking again will not help."""
+    status = getattr(exc.response, "status_code", None)
+    return status is not None and status < 500
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -221,30 +227,38 @@ class DagsterStack:
         # SQLite instance can fail one of them ("table ... already exists").
         self.cli("instance", "migrate")
         self.port = self.port or free_port()
-        if self.code_server:
-            self._spawn(
-                "code-server",
-                [
-                    str(bin_dir / "dagster"),
+        try:  # whatever was started is stopped if any part fails to come up
+            if self.code_server:
+                self._spawn(
                     "code-server",
-                    "start",
+                    [
+                        str(bin_dir / "dagster"),
+                        "code-server",
+                        "start",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(self.code_server_port),
+                        "-m",
+                        CODE_LOCATION["module_name"],
+                        "--location-name",
+                        CODE_LOCATION["location_name"],
+                    ],
+                )
+                self._wait_code_server(timeout)
+            self._spawn(
+                "webserver",
+                [
+                    str(bin_dir / "dagster-webserver"),
                     "-h",
                     "127.0.0.1",
                     "-p",
-                    str(self.code_server_port),
-                    "-m",
-                    CODE_LOCATION["module_name"],
-                    "--location-name",
-                    CODE_LOCATION["location_name"],
+                    str(self.port),
+                    "-w",
+                    workspace,
                 ],
             )
-            self._wait_code_server(timeout)
-        self._spawn(
-            "webserver",
-            [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.port), "-w", workspace],
-        )
-        self._spawn("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace])
-        try:
+            self._spawn("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace])
             self._wait_loaded(timeout)
         except BaseException:
             self.stop()
@@ -289,7 +303,7 @@ class DagsterStack:
                         f"a Dagster process exited early (code {proc.returncode}); see {self.home}/*.log"
                     )
             try:
-                entries = self.graphql(_LOCATIONS)["workspaceOrError"]["locationEntries"]
+                entries = self.graphql(_LOCATIONS, attempts=1)["workspaceOrError"]["locationEntries"]
             except (requests.RequestException, KeyError, RuntimeError) as exc:
                 last = str(exc)
             else:
@@ -352,12 +366,15 @@ class DagsterStack:
             raise RuntimeError(f"pool {pool}: unexpected output {out!r}")
         return int(found.group(1)), int(found.group(2))
 
-    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    def graphql(
+        self, query: str, variables: dict[str, Any] | None = None, attempts: int | None = None
+    ) -> dict[str, Any]:
         """POST a GraphQL query; raise on transport or GraphQL errors. A read is asked again up to
-        READ_ATTEMPTS times over a few seconds when the webserver answers 5xx or not at all: after its database
-        restarts, Dagster's webserver fails one request on each pooled connection it held (no pre-ping). A
-        mutation is never repeated."""
-        attempts = 1 if query.lstrip().startswith("mutation") else READ_ATTEMPTS
+        `attempts` (default READ_ATTEMPTS) times over a few seconds when the webserver answers 5xx or not at
+        all: after its database restarts, Dagster's webserver fails one request on each pooled connection it held
+        (no pre-ping). A mutation is never repeated."""
+        if attempts is None:
+            attempts = 1 if query.lstrip().startswith("mutation") else READ_ATTEMPTS
         for attempt in range(1, attempts + 1):
             try:
                 resp = requests.post(
@@ -427,6 +444,8 @@ class DagsterStack:
             try:
                 status = self.run_status(run_id)
             except requests.RequestException as exc:  # the webserver or its database restarting: ask again
+                if _client_error(exc):
+                    raise
                 log.warning("run %s: polling failed (%s); retrying", run_id, exc)
             else:
                 if status in TERMINAL_RUN_STATUSES:
@@ -480,6 +499,8 @@ class DagsterStack:
             try:
                 state = self._poll_backfill(backfill_id, progress)
             except requests.RequestException as exc:  # the webserver restarting, or its database: ask again
+                if _client_error(exc):
+                    raise
                 log.warning("backfill %s: polling failed (%s); retrying", backfill_id, exc)
                 time.sleep(poll)
                 continue

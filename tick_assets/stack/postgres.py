@@ -54,7 +54,11 @@ class PostgresServer:
             name = "postgres" if _user_exists("postgres") else "nobody"
             self._owner = pwd.getpwnam(name)
             os.chown(self.dir, self._owner.pw_uid, self._owner.pw_gid)
-        self._initdb()
+        try:
+            self._initdb()
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)  # the password file with it
+            raise
 
     @property
     def url(self) -> str:
@@ -74,6 +78,12 @@ class PostgresServer:
     def _initdb(self) -> None:
         pwfile = self.dir / "pw"
         pwfile.write_text(self.password)
+        try:
+            self._initdb_with(pwfile)
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def _initdb_with(self, pwfile: Path) -> None:
         if self._owner is not None:
             os.chown(pwfile, self._owner.pw_uid, self._owner.pw_gid)
         self._run(
@@ -89,7 +99,6 @@ class PostgresServer:
             "-E",
             "UTF8",
         )
-        pwfile.unlink()
 
     def start(self) -> PostgresServer:
         """Start (or restart) the server and wait until it accepts connections."""

@@ -70,8 +70,11 @@ class RedisServer:
             start_new_session=True,
         )
         assert self.proc.stdin is not None
-        self.proc.stdin.write(self._config().encode())
-        self.proc.stdin.close()
+        try:
+            self.proc.stdin.write(self._config().encode())
+            self.proc.stdin.close()
+        except OSError:  # it exited before reading its settings: report it below, with its log
+            pass
         deadline = time.monotonic() + timeout
         while not self.ping():
             if self.proc.poll() is not None or time.monotonic() > deadline:
