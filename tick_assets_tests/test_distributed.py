@@ -126,16 +126,21 @@ def _materializations(stack: DistributedStack, path: list[str], keys: list[str])
     return out
 
 
+def _celery_steps(stack: DistributedStack, run_id: str) -> list[tuple[str, str]]:
+    """(step key, Celery worker) of each step of the run sent to a worker, from Dagster's "Executing steps ... in
+    celery worker" events."""
+    logs = stack.dagster.graphql(_ENGINE_EVENTS, {"id": run_id})["logsForRun"]
+    return [
+        (event.get("stepKey") or "", entry["text"])
+        for event in logs.get("events") or []
+        for entry in event.get("metadataEntries") or []
+        if entry["label"] == "Celery worker"
+    ]
+
+
 def _steps_per_worker(stack: DistributedStack, run_ids: list[str]) -> collections.Counter[str]:
-    """Celery worker -> steps it ran, from Dagster's "Executing steps ... in celery worker" events."""
-    per_worker: collections.Counter[str] = collections.Counter()
-    for run_id in run_ids:
-        logs = stack.dagster.graphql(_ENGINE_EVENTS, {"id": run_id})["logsForRun"]
-        for event in logs.get("events") or []:
-            for entry in event.get("metadataEntries") or []:
-                if entry["label"] == "Celery worker":
-                    per_worker[entry["text"]] += 1
-    return per_worker
+    """Celery worker -> steps it ran."""
+    return collections.Counter(worker for run_id in run_ids for _, worker in _celery_steps(stack, run_id))
 
 
 def _lake_rows(stack: DistributedStack, tmp_path: Path) -> dict[str, dict[str, int]]:
@@ -258,13 +263,9 @@ def _download_started(stack: DistributedStack, run_id: str, timeout: float = 180
     """The Celery worker running a download step of run `run_id`, once one has started (waits up to `timeout`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        logs = stack.dagster.graphql(_ENGINE_EVENTS, {"id": run_id})["logsForRun"]
-        for event in logs.get("events") or []:
-            if not (event.get("stepKey") or "").startswith("raw__"):
-                continue
-            for entry in event.get("metadataEntries") or []:
-                if entry["label"] == "Celery worker":
-                    return entry["text"]
+        for step, worker in _celery_steps(stack, run_id):
+            if step.startswith("raw__"):
+                return worker
         time.sleep(0.3)
     raise TimeoutError("no download step started")
 
@@ -318,30 +319,32 @@ def test_kill_9_of_a_worker_mid_download_gives_its_leases_back_and_a_rerun_compl
 _FAULT_PATHS = [["raw", "trades"], ["features", "trade_bars"]]
 
 
-def test_postgres_restarted_mid_run_leaves_no_partition_recorded_without_its_file(
-    stack: DistributedStack, s3_env: DistributedStack, tmp_path: Path
-) -> None:
-    key = partition_key(dt.date(2024, 1, 12), INSTRUMENTS[0])
-    run_id = stack.dagster.launch_run(_FAULT_PATHS, key, title="postgres restart")
-    _download_started(stack, run_id)
+def _restart_postgres(stack: DistributedStack) -> None:
     assert stack.pg is not None
     stack.pg.stop("fast")
     time.sleep(5)
     stack.pg.start()
-    outcome = _settle_and_check(stack, run_id, _FAULT_PATHS, key, tmp_path)
-    print(f"\nPostgres down 5 s during a download step: {outcome}")
 
 
-def test_s3_restarted_mid_run_leaves_no_partition_recorded_without_its_file(
-    stack: DistributedStack, s3_env: DistributedStack, tmp_path: Path
-) -> None:
-    key = partition_key(dt.date(2024, 1, 15), INSTRUMENTS[0])
-    run_id = stack.dagster.launch_run(_FAULT_PATHS, key, title="s3 restart")
-    _download_started(stack, run_id)
+def _restart_s3(stack: DistributedStack) -> None:
     assert stack.s3 is not None
     stack.s3.restart(down_seconds=5)
+
+
+@pytest.mark.parametrize(
+    "server, restart, day",
+    [("Postgres", _restart_postgres, dt.date(2024, 1, 12)), ("S3", _restart_s3, dt.date(2024, 1, 15))],
+)
+def test_a_server_restarted_mid_run_leaves_no_partition_recorded_without_its_file(
+    stack: DistributedStack, s3_env: DistributedStack, tmp_path: Path, server: str, restart, day: dt.date
+) -> None:
+    """Postgres (Dagster's storage and the limiter) or the S3 lake down for 5 s while a download step runs."""
+    key = partition_key(day, INSTRUMENTS[0])
+    run_id = stack.dagster.launch_run(_FAULT_PATHS, key, title=f"{server} restart")
+    _download_started(stack, run_id)
+    restart(stack)
     outcome = _settle_and_check(stack, run_id, _FAULT_PATHS, key, tmp_path)
-    print(f"\nS3 down 5 s during a download step: {outcome}")
+    print(f"\n{server} down 5 s during a download step: {outcome}")
 
 
 def _check_lake(
