@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import os
 import signal
 import threading
 import time
+from pathlib import Path
 
+import duckdb
 import pytest
 
 from tick_assets.emulator.faults import FaultConfig
@@ -111,3 +114,98 @@ def test_an_interrupt_delivered_to_another_thread_still_stops_the_days(start_emu
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     assert took < 10, f"the interrupt waited {took:.1f} s"
+
+
+def _count_decoded_bytes(monkeypatch) -> list[int]:
+    """Record the size of every chunk any full gzip decode (verification or conversion) produces."""
+    from tick_assets.tardis import integrity
+
+    decoded: list[int] = []
+    original = integrity._decoded
+
+    def counting(gz, path):
+        chunk = original(gz, path)
+        decoded.append(len(chunk))
+        return chunk
+
+    monkeypatch.setattr(integrity, "_decoded", counting)
+    return decoded
+
+
+def test_a_day_is_decoded_once_on_a_cache_miss_and_once_on_a_hit(emulator, tmp_path, monkeypatch) -> None:
+    from tick_assets.lake import convert
+
+    decoded = _count_decoded_bytes(monkeypatch)
+    duckdb_reads: list[str | None] = []
+    copy_sql = convert._copy_sql
+
+    def recording(source, *args):
+        duckdb_reads.append(source)
+        return copy_sql(source, *args)
+
+    monkeypatch.setattr(convert, "_copy_sql", recording)
+    request = _requests(dt.date(2024, 1, 2), 1)
+    with make_client(emulator, tmp_path / "cache") as client:
+        (miss,) = ingest_days(client, tmp_path / "lake", request)
+        assert miss.ok and not miss.download.from_cache
+        csv = len(gzip.decompress(miss.download.path.read_bytes()))
+        assert miss.download.uncompressed_bytes == csv
+        assert sum(decoded) == csv  # verified and converted by one decode
+        decoded.clear()
+        (hit,) = ingest_days(client, tmp_path / "lake", request)
+    assert hit.ok and hit.download.from_cache and sum(decoded) == csv
+    # DuckDB parsed the CSV from that decode's pipe both times, never the gzip file (its own decode).
+    assert len(duckdb_reads) == 2 and all(s.startswith("/dev/fd/") for s in duckdb_reads)
+    assert (
+        hit.write.rows
+        == miss.write.rows
+        == len(gzip.decompress(miss.download.path.read_bytes()).splitlines()) - 1
+    )
+
+
+def test_truncated_downloads_reach_neither_the_lake_nor_the_cache(start_emulator, tmp_path) -> None:
+    # Every answer is a complete HTTP response (Content-Length right) whose gzip is cut short: only the decode
+    # can tell, and the decode is the conversion's.
+    lake = tmp_path / "lake"
+    request = _requests(dt.date(2024, 1, 2), 1)
+    with make_client(start_emulator(), tmp_path / "good") as client:
+        (good,) = ingest_days(client, lake, request)
+    stored = Path(good.write.path).read_bytes()
+    server = start_emulator(FaultConfig(truncate=1.0))
+    with make_client(server, tmp_path / "cache") as client:
+        (bad,) = ingest_days(client, lake, request)
+    assert not bad.ok and "corrupt or truncated gzip" in str(bad.error)
+    assert server.stats["counts"]["fault_truncate"] == server.stats["counts"]["dataset_requests"] > 1
+    assert Path(good.write.path).read_bytes() == stored  # the stored partition is untouched
+    assert list((tmp_path / "cache").rglob("*.csv.gz*")) == []  # nothing cached, under any name
+    assert [p.name for p in lake.rglob("*") if p.is_file()] == ["data.parquet"]
+
+
+def test_a_truncated_download_is_downloaded_again_and_lands_whole(start_emulator, tmp_path) -> None:
+    requests = _requests(dt.date(2024, 1, 2), 4)
+    with make_client(start_emulator(), tmp_path / "clean") as client:
+        clean = ingest_days(client, tmp_path / "clean_lake", requests)
+    server = start_emulator(FaultConfig(truncate=0.5, seed=7))
+    with make_client(server, tmp_path / "cache") as client:
+        faulty = ingest_days(client, tmp_path / "lake", requests, max_workers=2)
+    assert all(r.ok for r in faulty), [r.error for r in faulty]
+    assert server.stats["counts"]["fault_truncate"] == sum(r.download.retries for r in faulty) >= 1
+    for a, b in zip(clean, faulty, strict=True):
+        assert a.write.rows == b.write.rows
+        assert b.download.path.read_bytes() == a.download.path.read_bytes()  # the cache holds the good file
+        assert (
+            duckdb.sql(f"SELECT * FROM '{a.write.path}' EXCEPT SELECT * FROM '{b.write.path}'").fetchall()
+            == []
+        )
+    assert list((tmp_path / "cache").rglob("*.unconfirmed*")) == []
+
+
+def test_a_corrupt_cached_file_is_downloaded_again_by_the_conversion(emulator, tmp_path) -> None:
+    request = _requests(dt.date(2024, 1, 2), 1)
+    with make_client(emulator, tmp_path / "cache") as client:
+        (first,) = ingest_days(client, tmp_path / "lake", request)
+        good = first.download.path.read_bytes()
+        first.download.path.write_bytes(good[: len(good) // 2])  # cut short on disk by something else
+        (again,) = ingest_days(client, tmp_path / "lake", request)
+    assert again.ok and not again.download.from_cache
+    assert again.download.path.read_bytes() == good and again.write.rows == first.write.rows

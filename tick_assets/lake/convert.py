@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
+import io
 import shutil
 import time
 from collections.abc import Iterator
@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from tick_assets.durable import owned_temp, remove_abandoned_temps
+from tick_assets.lake.decode import decoded
 from tick_assets.lake.errors import CsvParseError, SchemaMismatchError
 from tick_assets.lake.parquet import ConversionOptions, copy_options
 from tick_assets.lake.schema import (
@@ -27,6 +28,7 @@ from tick_assets.lake.schema import (
 )
 from tick_assets.lake.store import Lake, LocalLake
 from tick_assets.tardis.datatypes import columns, header_line
+from tick_assets.tardis.integrity import DECODE_ERRORS, GzipInfo, GzipIntegrityError, open_gzip, verify_gzip
 
 #: Suffix of a conversion's own DuckDB spill folder under ConversionOptions.temp_directory.
 SPILL_SUFFIX = ".spill"
@@ -44,6 +46,8 @@ class PartitionWrite:
     last_timestamp: int | None
     preview_columns: tuple[str, ...] = ()
     preview: tuple[tuple[Any, ...], ...] = field(default=())
+    #: What the conversion's decode verified of the source (its CRC and length); None without a source.
+    gzip: GzipInfo | None = None
 
     @property
     def empty(self) -> bool:
@@ -62,9 +66,13 @@ def sql_string(value: str | Path) -> str:
 
 
 def read_header(source: Path) -> str | None:
-    """Return the first line of a .csv.gz without its line break, or None for an empty file."""
-    with gzip.open(source, "rt", encoding="utf-8", newline="") as f:
-        line = f.readline()
+    """Return the first line of a .csv.gz without its line break, or None for an empty file; raise
+    GzipIntegrityError if the file is not a gzip or ends before its first line."""
+    try:
+        with open(source, "rb") as raw, open_gzip(raw) as gz:
+            line = io.TextIOWrapper(gz, encoding="utf-8", newline="").readline()
+    except DECODE_ERRORS as exc:
+        raise GzipIntegrityError(f"{source.name}: corrupt or truncated gzip ({exc})") from exc
     return line.rstrip("\r\n") if line else None
 
 
@@ -107,13 +115,14 @@ def _connect(options: ConversionOptions, spill_dir: Path | None) -> duckdb.DuckD
     return con
 
 
-def _copy_sql(source: Path | None, target: Path, data_type: str, options: ConversionOptions) -> str:
+def _copy_sql(source: str | None, target: Path, data_type: str, options: ConversionOptions) -> str:
+    """The COPY of the uncompressed CSV at `source` (the decode's pipe), or of no rows for None."""
     if source is None:
         query = empty_select(stored_columns(data_type, options.layout))
     else:
         query = (
             f"SELECT {store_select(data_type, options.layout)} FROM read_csv({sql_string(source)}, header = true, "
-            f"columns = {csv_columns_struct(data_type)}, auto_detect = false, compression = 'gzip', "
+            f"columns = {csv_columns_struct(data_type)}, auto_detect = false, compression = 'none', "
             "delim = ',', quote = '\"', escape = '\"')"
         )
     return f"COPY ({query}) TO {sql_string(target)} ({copy_options(options, data_type)})"
@@ -144,20 +153,20 @@ def store_partition(
     """
     options = options or ConversionOptions()
     started = time.perf_counter()
+    source = None if source is None else Path(source)
     header = None if source is None else read_header(source)
     if source is not None and header is not None:
         check_header(source, data_type, header)
     shown = preview_columns(data_type)
+    gzip_info: GzipInfo | None = None
     with lake.writing(relpath) as tmp, _spill_dir(options) as spill_dir, _connect(options, spill_dir) as con:
-        try:
-            con.execute(_copy_sql(None if header is None else source, tmp, data_type, options))
-        except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
-            assert source is not None  # an empty select always parses
-            raise CsvParseError(
-                f"{source.name}: a value does not parse as its {data_type} column type "
-                f"({str(exc).splitlines()[0]}). The download passed its gzip check, so Tardis served it like "
-                f"this; nothing was written. Report it, or delete the cached file {source} to download it again."
-            ) from None
+        if source is None:
+            con.execute(_copy_sql(None, tmp, data_type, options))
+        elif header is None:
+            gzip_info = verify_gzip(source)  # an empty gzip: still checked whole before it counts as a day
+            con.execute(_copy_sql(None, tmp, data_type, options))
+        else:
+            gzip_info = _copy_decoded(con, source, tmp, data_type, options)
         rows, first, last = con.execute(
             f"SELECT count(*), min(timestamp), max(timestamp) FROM read_parquet({sql_string(tmp)})"
         ).fetchall()[0]
@@ -169,6 +178,7 @@ def store_partition(
     return PartitionWrite(
         path=lake.uri(relpath),
         rows=int(rows),
+        gzip=gzip_info,
         parquet_bytes=size,
         seconds=time.perf_counter() - started,
         first_timestamp=first,
@@ -176,6 +186,29 @@ def store_partition(
         preview_columns=shown,
         preview=tuple(tuple(r) for r in preview),
     )
+
+
+def _copy_decoded(
+    con: duckdb.DuckDBPyConnection, source: Path, target: Path, data_type: str, options: ConversionOptions
+) -> GzipInfo:
+    """COPY the CSV of `source` into `target` while a thread decodes and verifies it; return what it verified.
+
+    A corrupt or truncated gzip raises GzipIntegrityError even when DuckDB parsed the part it got (the caller's
+    `lake.writing` then discards the file); a bad value in an intact file raises CsvParseError.
+    """
+    with decoded(source) as feed:
+        try:
+            con.execute(_copy_sql(feed.path, target, data_type, options))
+        except duckdb.Error as exc:
+            feed.finish()  # a corrupt or truncated file, not a bad value, if the decode fails
+            if not isinstance(exc, (duckdb.ConversionException, duckdb.InvalidInputException)):
+                raise
+            raise CsvParseError(
+                f"{source.name}: a value does not parse as its {data_type} column type "
+                f"({str(exc).splitlines()[0]}). The file is an intact gzip, so Tardis served it like this; "
+                f"nothing was written. Report it, or delete the cached file {source} to download it again."
+            ) from None
+        return feed.finish()
 
 
 @contextmanager

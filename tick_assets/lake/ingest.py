@@ -14,6 +14,7 @@ from tick_assets.lake.layout import partition_relpath, raw_dataset
 from tick_assets.lake.store import Lake, as_lake
 from tick_assets.tardis.client import DownloadResult, TardisClient
 from tick_assets.tardis.errors import NotOfferedError
+from tick_assets.tardis.integrity import GzipInfo
 from tick_assets.waiting import as_completed_waking
 
 #: Download cache retention: keep every csv.gz, or delete a day's file once its raw partition is stored.
@@ -83,6 +84,20 @@ def ingest_day(
         raise Cancelled(f"{request.key or request.day}: cancelled before it started")
     lake = as_lake(lake)
     dest = partition_relpath(raw_dataset(request.data_type), request.exchange, request.symbol, request.day)
+    slot = conversion_slot or threading.Semaphore()
+    writes: list[PartitionWrite] = []
+
+    def convert(path: Path) -> GzipInfo:
+        # The conversion is the download's verification: its decode checks CRC and length, and a corrupt file
+        # raises GzipIntegrityError before anything is published, so the client downloads it again.
+        with slot:
+            if stop.is_set():
+                raise Cancelled(f"{request.key or request.day}: cancelled after its download")
+            write = store_partition(path, lake, dest, request.data_type, options)
+        writes.append(write)
+        assert write.gzip is not None  # a conversion of a file always reports its decode
+        return write.gzip
+
     try:
         download = client.download(
             request.exchange,
@@ -91,17 +106,13 @@ def ingest_day(
             request.day,
             check_availability=check_availability,
             stop=stop,
+            verify=convert,
         )
     except NotOfferedError as exc:
         return DayResult(
             request, write=store_partition(None, lake, dest, request.data_type, options), not_offered=str(exc)
         )
-    with conversion_slot or threading.Semaphore():
-        if stop.is_set():
-            raise Cancelled(
-                f"{request.key or request.day}: cancelled after its download (it is in the cache)"
-            )
-        write = store_partition(download.path, lake, dest, request.data_type, options)
+    write = writes[-1]
     if cache_retention == DELETE:
         download.path.unlink(missing_ok=True)
     return DayResult(request, download, write)

@@ -30,7 +30,7 @@ from tick_assets.durable import (
 )
 from tick_assets.tardis import errors
 from tick_assets.tardis.exchanges import ExchangeDetails
-from tick_assets.tardis.integrity import GzipIntegrityError, has_gzip_magic, verify_gzip
+from tick_assets.tardis.integrity import GzipInfo, GzipIntegrityError, has_gzip_magic, verify_gzip
 from tick_assets.tardis.ratelimit import MemoryBackend, Permit, RateLimiter
 from tick_assets.tardis.retry import RetryPolicy, parse_retry_after
 from tick_assets.tardis.urls import (
@@ -46,6 +46,7 @@ from tick_assets.tardis.urls import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+U = TypeVar("U")
 
 _CHUNK = 1 << 20
 #: Suffix of a download (or metadata file) not yet verified and renamed into the cache.
@@ -131,7 +132,17 @@ class _Attempt:
 
 @dataclass(frozen=True)
 class _Fetched:
-    """What one successful attempt stored: the verified file's sizes and its checksums."""
+    """What one successful attempt stored: a temp file of the whole body (not yet decoded) and its checksums."""
+
+    tmp: Path
+    compressed_bytes: int
+    md5: str
+    server_md5: str | None
+
+
+@dataclass(frozen=True)
+class _Confirmed:
+    """A download verified and under its final name: its sizes and checksums."""
 
     compressed_bytes: int
     uncompressed_bytes: int
@@ -267,8 +278,15 @@ class TardisClient:
         force: bool = False,
         check_availability: bool = False,
         stop: threading.Event | None = None,
+        verify: Callable[[Path], GzipInfo] = verify_gzip,
     ) -> DownloadResult:
         """Return the verified .csv.gz of one day, from the cache if intact, else downloaded.
+
+        `verify` decodes the whole file and raises GzipIntegrityError if it is corrupt or truncated. It runs on a
+        cached file and on a fresh download before the download gets its final name (outside the rate limiter's
+        permit), and a failure downloads it again. A conversion that decodes the file anyway can be the `verify`
+        (`lake.ingest_day` does this), so a day is decoded once. Any other error of `verify` propagates; a
+        download is then kept in the cache only if it is an intact gzip.
 
         Setting `stop` (from another thread) ends the download at the next chunk, retry or backoff with
         CancelledError; a connection stalled mid-body notices within the read timeout.
@@ -278,7 +296,7 @@ class TardisClient:
         started = time.monotonic()
         if not force and path.exists():
             try:
-                info = verify_gzip(path)
+                info = verify(path)
             except GzipIntegrityError as exc:
                 log.warning("cached %s failed its integrity check (%s); downloading it again", path.name, exc)
             else:
@@ -296,6 +314,7 @@ class TardisClient:
             lambda attempt_url: self._fetch_to_file(attempt_url, path, stop),
             on_auth=lambda status: self._auth_message(url, ds.day, status),
             stop=stop,
+            check=lambda fetched: self._confirm(fetched, path, url, verify),
         )
         return DownloadResult(
             path=path,
@@ -311,7 +330,10 @@ class TardisClient:
         )
 
     def _fetch_to_file(self, url: str, path: Path, stop: threading.Event | None = None) -> _Fetched:
+        """Store one attempt's body in a temp file beside `path`, its size and gzip magic checked (the decode is
+        `_confirm`'s, after the permit is released)."""
         tmp = owned_temp(path, UNCONFIRMED_SUFFIX)
+        kept = False
         try:
             with (
                 self._session.get(
@@ -345,16 +367,36 @@ class TardisClient:
                     raise errors.TransientError(f"{url}: empty response body (not even an empty gzip)")
                 if expected is not None and expected.isdigit() and int(expected) != written:
                     raise errors.TransientError(f"{url}: got {written} of {expected} bytes (Content-Length)")
-            try:
-                info = verify_gzip(tmp)
-            except GzipIntegrityError as exc:
-                raise errors.TransientError(f"{url}: {exc}") from None
+            kept = True
+            return _Fetched(tmp, written, digest.hexdigest(), resp.headers.get("x-md5"))
+        finally:
+            if not kept:
+                tmp.unlink(missing_ok=True)
+
+    def _confirm(
+        self, fetched: _Fetched, path: Path, url: str, verify: Callable[[Path], GzipInfo]
+    ) -> _Confirmed:
+        """Verify a fetched temp file and give it its final name; a corrupt one is a TransientError (retried)."""
+        try:
+            info = verify(fetched.tmp)
+        except GzipIntegrityError as exc:
+            fetched.tmp.unlink(missing_ok=True)
+            raise errors.TransientError(f"{url}: {exc}") from None
+        except BaseException:
+            self._keep_if_intact(fetched.tmp, path)
+            raise
+        os.replace(fetched.tmp, path)
+        fsync_path(path.parent)
+        return _Confirmed(info.compressed_bytes, info.uncompressed_bytes, fetched.md5, fetched.server_md5)
+
+    def _keep_if_intact(self, tmp: Path, path: Path) -> None:
+        """After `verify` failed for another reason (a bad value, a lake error), cache the file if it is an
+        intact gzip, so a re-run need not download it again; else remove it."""
+        try:
+            verify_gzip(tmp)
             os.replace(tmp, path)
             fsync_path(path.parent)
-            return _Fetched(
-                info.compressed_bytes, info.uncompressed_bytes, digest.hexdigest(), resp.headers.get("x-md5")
-            )
-        finally:
+        except (GzipIntegrityError, OSError):
             tmp.unlink(missing_ok=True)
 
     @contextlib.contextmanager
@@ -472,14 +514,23 @@ class TardisClient:
         on_auth: Callable[[int], str] | None,
         stop: threading.Event | None = None,
         policy: RetryPolicy | None = None,
-    ) -> T:
-        """Return `fetch`'s result, retrying transient failures under `policy` (default: the download budget)."""
+        check: Callable[[T], U] | None = None,
+    ) -> T | U:
+        """Return `fetch`'s result, retrying transient failures under `policy` (default: the download budget).
+
+        `check`, if given, runs on each fetched result after the rate limiter's permit is released; it returns
+        what to give back, or raises a TransientError to retry like a failed attempt."""
         policy = policy or self.retry
         failure: _Failure | None = None
         for attempt in range(1, policy.max_attempts + 1):
             _raise_if_stopped(stop, url)
             counters.attempts = attempt
             outcome = self._attempt(url, attempt, counters, fetch, on_auth, policy)
+            if not isinstance(outcome, _Failure) and check is not None:
+                try:
+                    return check(outcome)
+                except errors.TransientError as exc:
+                    outcome = _Failure(exc)
             if not isinstance(outcome, _Failure):
                 return outcome
             failure = outcome
