@@ -1,4 +1,4 @@
-"""The shared limiter: rate and burst, in-flight cap, throttle pause, AIMD, and sharing across processes."""
+"""The shared limiter: rate and burst, in-flight cap, throttle pause, adaptation, and sharing across processes."""
 
 from __future__ import annotations
 

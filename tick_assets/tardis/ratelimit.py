@@ -1,10 +1,14 @@
 """A rate limiter shared by every thread, process and run on the machine, or on every machine.
 
 Token bucket (rate + burst) with reservations, a cap on requests in flight, a shared pause when the server
-throttles (429 / Retry-After) and AIMD adaptation: the rate halves on a throttle and recovers additively once
-the server has been quiet. The state lives behind `LimiterBackend`: SQLite for one machine, in memory for one
-process, Postgres for many machines (`tick_assets.tardis.ratelimit_postgres`); each grant is one atomic
-`transact`.
+throttles (429 / Retry-After) and adaptation to a server limit it is not told. Between two 429s the server's
+bucket goes from empty to empty, so the requests it accepted in between, over the time between, are a lower
+bound of its rate: the second 429 sets the rate just under that estimate (the first, with nothing to measure
+against, halves it). While no limit is known the rate recovers quickly; above a learned one it probes slowly,
+and only after `probe_quiet_requests` requests, so holding just under the limit costs at most one 429 in that
+many. Idle time recovers nothing: a later run starts at the limit learned before. The state lives behind
+`LimiterBackend`: SQLite for one machine, in memory for one process, Postgres for many machines
+(`tick_assets.tardis.ratelimit_postgres`); each grant is one atomic `transact`.
 
 A request in flight holds a lease that expires `lease_ttl` after it was last renewed; the process holding it
 renews it every third of that while the request runs, so a killed process or host gives its slots back within
@@ -24,7 +28,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,6 +43,8 @@ class LimiterUnavailable(TardisError):
 
 
 _HOST = socket.gethostname()
+#: The rate recovers for this long after a grant; past it the limiter is idle and keeps what it learned.
+_BUSY_SECONDS = 5.0
 _log = logging.getLogger(__name__)
 
 
@@ -46,14 +52,18 @@ _log = logging.getLogger(__name__)
 class LimiterConfig:
     """Limits applied to one limiter key."""
 
-    rate: float = 20.0  # requests per second, the ceiling AIMD recovers to
+    rate: float = 20.0  # requests per second, the ceiling the adaptation recovers to
     burst: int = 5  # tokens that may accumulate while idle (keep below the server's own burst)
     max_in_flight: int = 8  # requests started and not yet finished, machine-wide
-    min_rate: float = 0.2  # AIMD never goes below this
-    decrease_factor: float = 0.5  # multiplicative decrease on a throttle
-    decrease_cooldown: float = 1.0  # one burst of 429s halves the rate once
-    quiet_seconds: float = 5.0  # no recovery until this long after the last throttle
-    recovery_fraction_per_second: float = 0.05  # additive recovery: this fraction of `rate` per second
+    min_rate: float = 0.2  # adaptation never goes below this
+    decrease_factor: float = 0.5  # the deepest cut of one throttle (the first one: nothing to estimate from)
+    decrease_cooldown: float = 1.0  # one burst of 429s cuts the rate once
+    quiet_seconds: float = 2.0  # no limit learned yet: recovery starts this long after the last throttle
+    recovery_fraction_per_second: float = 0.05  # ... and adds this fraction of `rate` per second
+    estimate_margin: float = 0.98  # a learned limit is held at this fraction of the estimate
+    probe_quiet_seconds: float = 30.0  # a limit learned: held this long after the last 429, then probed
+    probe_quiet_requests: int = 300  # ... and for this many requests: <= one probing 429 in this many
+    probe_fraction_per_second: float = 0.01  # ... by this fraction of the learned limit per second
     lease_ttl: float = 60.0  # a lease not renewed for this long is reclaimed (a killed process or host)
     unavailable_grace: float = 30.0  # a limiter server unreachable this long fails the request (fail closed)
 
@@ -82,6 +92,21 @@ class LimiterState:
     leases: dict[str, list] = field(default_factory=dict)  # id -> [pid, host, started, expires]
     granted: int = 0
     throttles: int = 0
+    #: The server's limit estimated from the last two throttles (0: none learned yet).
+    learned_rate: float = 0.0
+    #: When the last request was granted (the rate recovers only while requests are going).
+    last_grant: float = 0.0
+    #: When the last 429 was reported (grants made before it queue again behind its pause).
+    throttled_at: float = 0.0
+    #: Requests answered and throttles counted at the last throttle that changed the rate (for the estimate).
+    answered_at_throttle: float = 0.0
+    throttles_at_throttle: int = 0
+
+    @classmethod
+    def from_json(cls, text: str) -> LimiterState:
+        """Load a stored state, ignoring fields this version does not know (a state written by a newer one)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
 
     @classmethod
     def fresh(cls, config: LimiterConfig, now: float) -> LimiterState:
@@ -143,7 +168,7 @@ class SQLiteBackend(LimiterBackend):
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute("SELECT state FROM limiter WHERE key = ?", (key,)).fetchone()
-            state = LimiterState(**json.loads(row[0])) if row else None
+            state = LimiterState.from_json(row[0]) if row else None
             new_state, result = fn(state)
             conn.execute(
                 "INSERT INTO limiter (key, state) VALUES (?, ?) "
@@ -167,7 +192,7 @@ class Permit:
 
 
 class RateLimiter:
-    """Shared token bucket + in-flight cap + throttle pause + AIMD, keyed by e.g. the API host."""
+    """Shared token bucket + in-flight cap + throttle pause + limit adaptation, keyed by e.g. the API host."""
 
     def __init__(self, backend: LimiterBackend, key: str, config: LimiterConfig | None = None) -> None:
         self.backend = backend
@@ -191,10 +216,19 @@ class RateLimiter:
         now = max(now, state.updated)
         elapsed = max(0.0, now - state.updated)
         # Additive recovery, only for the part of `elapsed` in the quiet period that follows the last
-        # throttle and the pause it caused.
-        quiet_from = max(state.last_throttle, state.paused_until) + cfg.quiet_seconds
-        quiet_elapsed = max(0.0, now - max(quiet_from, state.updated))
-        state.rate = min(cfg.rate, state.rate + cfg.rate * cfg.recovery_fraction_per_second * quiet_elapsed)
+        # throttle and the pause it caused: quick while no limit is known, a slow probe above a learned one.
+        if state.learned_rate > 0:
+            quiet = cfg.probe_quiet_seconds
+            probing = state.granted - state.answered_at_throttle >= cfg.probe_quiet_requests
+            step = state.learned_rate * cfg.probe_fraction_per_second if probing else 0.0
+        else:
+            quiet, step = cfg.quiet_seconds, cfg.rate * cfg.recovery_fraction_per_second
+        quiet_from = max(state.last_throttle, state.paused_until) + quiet
+        # Only time with requests going counts: idle, nothing is learned about the server, and a later run
+        # starts at the limit learned before instead of above it.
+        busy_until = min(now, state.last_grant + _BUSY_SECONDS) if state.last_grant else now
+        quiet_elapsed = max(0.0, busy_until - max(quiet_from, state.updated))
+        state.rate = min(cfg.rate, state.rate + step * quiet_elapsed)
         state.rate = max(cfg.min_rate, state.rate)
         state.tokens = min(float(cfg.burst), state.tokens + elapsed * state.rate)
         state.updated = now
@@ -218,6 +252,7 @@ class RateLimiter:
             lease_id = uuid.uuid4().hex
             state.leases[lease_id] = [os.getpid(), _HOST, now, now + self.config.lease_ttl]
             state.granted += 1
+            state.last_grant = now
             # A negative balance is a reservation: this request may start once it is paid back.
             return state, ("granted", lease_id, max(0.0, -state.tokens / state.rate))
 
@@ -238,7 +273,7 @@ class RateLimiter:
                     if delay > 0:
                         time.sleep(delay)
                         # a throttle seen by anyone while this grant waited its turn pauses it too
-                        self._wait_out_pause()
+                        self._wait_out_pause(lease_id)
                 except BaseException:
                     # Interrupted (Ctrl-C, run cancelled) while holding a slot: give it back.
                     self.release(Permit(lease_id, 0.0))
@@ -303,21 +338,30 @@ class RateLimiter:
             except Exception as exc:  # the next round retries; a lapsed lease only frees a slot early
                 _log.warning("could not renew %d limiter lease(s) of %s: %s", len(held), self.key, exc)
 
-    def _wait_out_pause(self) -> None:
+    def _wait_out_pause(self, lease_id: str) -> None:
+        """Wait out a pause that began after this grant, then queue again for a token: grants that waited through
+        a pause would otherwise all start at its end, one burst the server refuses again."""
         while True:
             now = time.time()
 
             def step(current: LimiterState | None, now: float = now) -> tuple[LimiterState, float]:
                 state = self._refreshed(current, now)
-                return state, state.paused_until
+                if now < state.paused_until:
+                    return state, state.paused_until - now
+                lease = state.leases.get(lease_id)
+                if lease is not None and state.throttled_at >= lease[2]:
+                    lease[2] = now  # its place is behind the pause: a fresh reservation
+                    state.tokens -= 1.0
+                    return state, max(1e-6, -state.tokens / state.rate)
+                return state, 0.0
 
-            remaining = self.backend.transact(self.key, step) - now
-            if remaining <= 0:
+            delay = self.backend.transact(self.key, step)
+            if delay <= 0:
                 return
-            time.sleep(remaining)
+            time.sleep(delay)
 
     def release(self, permit: Permit, *, throttled: bool = False, pause_seconds: float = 0.0) -> None:
-        """Give the permit back; on a throttle, pause everyone and cut the rate (AIMD)."""
+        """Give the permit back; on a throttle, pause everyone and cut the rate to just under the server's limit."""
         cfg = self.config
         with self._held_lock:
             self._held.discard(permit.lease_id)
@@ -328,11 +372,13 @@ class RateLimiter:
             state.leases.pop(permit.lease_id, None)
             if throttled:
                 state.throttles += 1
+                state.throttled_at = now
                 state.paused_until = max(state.paused_until, now + pause_seconds)
-                state.tokens = min(state.tokens, 0.0)
                 if now - state.last_throttle >= cfg.decrease_cooldown:
-                    state.rate = max(cfg.min_rate, state.rate * cfg.decrease_factor)
-                    state.last_throttle = now
+                    self._adapt(state, now)
+                # No burst right after a 429; grants waiting for their turn queue again behind the pause (their
+                # debt is forgiven here and taken again then).
+                state.tokens = 0.0
             return state, None
 
         try:
@@ -341,6 +387,39 @@ class RateLimiter:
             # The request already ran: its outcome stands. Its lease lapses within lease_ttl; a throttle not
             # recorded here is met again by the next request, whose grant fails closed if the server stays away.
             _log.warning("could not release a limiter lease of %s: %s", self.key, exc)
+
+    def _adapt(self, state: LimiterState, now: float) -> None:
+        """Cut the rate after a throttle: to just under the limit measured since the previous throttle, never by
+        more than `decrease_factor` (all the first one can do: it has nothing to measure against)."""
+        cfg = self.config
+        # Requests answered so far: not those still in flight (another 429 may be on its way) nor the grants still
+        # waiting for their start (a negative balance).
+        answered = state.granted - max(0.0, -state.tokens) - len(state.leases)
+        interval = now - state.last_throttle
+        cut = state.rate * cfg.decrease_factor
+        if state.last_throttle > 0 and interval > 0:
+            # Both throttles found the server's bucket empty: what it let through in between is its rate times
+            # the interval, less if its bucket overflowed meanwhile (the client idled): a lower bound, trusted
+            # down to `cut`.
+            accepted = answered - state.answered_at_throttle - (state.throttles - state.throttles_at_throttle)
+            estimate = max(0.0, accepted) / interval
+            state.rate = max(cut, min(estimate, state.rate)) * cfg.estimate_margin
+            state.learned_rate = state.rate / cfg.estimate_margin
+            _log.info(
+                "%s throttled: %.0f requests accepted in %.1fs since the last 429, about %.1f req/s; "
+                "limiting to %.1f req/s",
+                self.key,
+                accepted,
+                interval,
+                estimate,
+                state.rate,
+            )
+        else:
+            state.rate = cut
+        state.rate = max(cfg.min_rate, state.rate)
+        state.last_throttle = now
+        state.answered_at_throttle = answered
+        state.throttles_at_throttle = state.throttles
 
     def snapshot(self) -> LimiterState:
         """Return a copy of the current shared state (for metrics and tests)."""

@@ -160,7 +160,7 @@ class PostgresBackend(LimiterBackend):
                 cur.execute(f"SELECT state FROM {TABLE} WHERE key = %s FOR UPDATE", (key,))
                 row = cur.fetchone()
             (text,) = row
-            state = LimiterState(**json.loads(text)) if text else None
+            state = LimiterState.from_json(text) if text else None
             new_state, result = fn(state)
             cur.execute(f"UPDATE {TABLE} SET state = %s WHERE key = %s", (json.dumps(asdict(new_state)), key))
             return result
