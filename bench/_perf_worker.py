@@ -5,6 +5,9 @@ Prints one JSON line: {"rows", "seconds", "peak_mb", "out_bytes"}. Methods (argv
   duckdb_copy SRC DST        DuckDB's own COPY (SELECT * FROM read_csv(SRC)) TO DST (FORMAT parquet)
   pandas SRC DST TYPE        pandas.read_csv (typed) + DataFrame.to_parquet (zstd)
   gunzip SRC                 gzip -dc SRC > /dev/null (peak RSS of gzip itself)
+  zlib SRC                   Python's gzip (zlib) decoding SRC to nothing: the single-stream floor in-process
+  isal SRC                   ISA-L (isal.igzip) decoding SRC to nothing: the decoder the lake converter uses
+  miss DATASETS API DST TYPE a cache miss as raw/<type> runs it: download over loopback + verify + convert
   depth LAKE DAY DB          features/depth as the asset runs it: query + slice replace in an on-disk table
   trade_bars LAKE DAY DB     features/trade_bars, the same way
   loop_depth SRC             the per-snapshot Python loop of a hand-written script over the csv.gz
@@ -83,13 +86,50 @@ def _gunzip(src: str) -> Callable[[], int]:
     return run
 
 
+def _decode(module: str, src: str) -> Callable[[], int]:
+    import gzip as zlib_gzip
+
+    from isal import igzip
+
+    opener = {"zlib": zlib_gzip.open, "isal": igzip.open}[module]
+
+    def run() -> int:
+        with opener(src, "rb") as f:
+            while f.read(1 << 20):
+                pass
+        return 0
+
+    return run
+
+
+def _miss(datasets_url: str, api_url: str, dst: str, data_type: str) -> Callable[[], int]:
+    from tick_assets.assets.resources import LakeResource
+    from tick_assets.lake import DayRequest, ingest_day
+    from tick_assets.tardis import TardisClient
+
+    work = Path(dst)
+    options = LakeResource(data_dir=str(work)).conversion_options()
+    client = TardisClient(work / "cache", api_key="bench", datasets_url=datasets_url, api_url=api_url)
+    request = DayRequest(data_type, "binance-futures", "BTCUSDT", dt.date(2024, 1, 2))
+
+    def run() -> int:
+        with client:
+            result = ingest_day(client, work / "lake", request, options)
+        assert not result.download.from_cache
+        return result.write.rows
+
+    return run
+
+
 def _feature(name: str, lake: str, day: str, out: str) -> tuple[int, float]:
-    from tick_assets.features.depth import depth_sql
+    from tick_assets.features.depth import depth_query
     from tick_assets.features.grid import DaySlice
     from tick_assets.features.trade_bars import trade_bars_sql
     from tick_assets.lake import LocalLake, connect, store_query
 
-    query = {"depth": depth_sql, "trade_bars": trade_bars_sql}[name]
+    def query(lake: LocalLake, day: DaySlice) -> str:  # as the assets call them
+        return depth_query(con, lake, day) if name == "depth" else trade_bars_sql(lake, day)
+
     grid = DaySlice("binance-futures", "BTCUSDT", dt.date.fromisoformat(day))
     source, target = (
         LocalLake(lake),
@@ -161,6 +201,9 @@ def main() -> None:
             "duckdb_copy": _duckdb_copy,
             "pandas": _pandas,
             "gunzip": _gunzip,
+            "zlib": lambda src: _decode("zlib", src),
+            "isal": lambda src: _decode("isal", src),
+            "miss": _miss,
             "loop_depth": lambda src: lambda: loop_depth(src),
             "loop_bars": lambda src: lambda: loop_bars(src),
         }[method](*args)

@@ -25,6 +25,14 @@ DAY = dt.date(2024, 1, 2)
 INSTRUMENT = ("binance-futures", "BTCUSDT")
 
 
+def _peak_rss_mb() -> float:
+    """VmHWM of this process (ru_maxrss is carried over from the parent across exec on Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _step(mode: str, source: Path, lake: Path, scale: int) -> dict:
     """One step in this process: gen, convert or book."""
     from tick_assets.lake import LocalLake, connect, partition_file, write_partition
@@ -52,7 +60,7 @@ def _step(mode: str, source: Path, lake: Path, scale: int) -> dict:
             )
         out = {"rows": stored.rows, "messages": samples.stats.messages}
     out["seconds"] = time.perf_counter() - started
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = _peak_rss_mb()
     return out
 
 

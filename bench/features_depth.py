@@ -1,141 +1,206 @@
-"""features/depth on a book_snapshot_25 day of >= 500k rows against the usual per-snapshot Python loop.
+"""features/depth on book_snapshot_25 days (500k and 5M rows) against the per-snapshot Python loop of a script.
 
-The loop is what hand-written scripts do: for each snapshot row read the first 10 bid and ask levels, float()
-them, and compute mid, spread, spread %, total bid and ask volume and their imbalance. It is timed twice: as a
-script runs it (streaming the csv.gz row by row through csv.reader), and alone on rows already parsed into
-memory (the strictest baseline). features/depth is timed on the lake partition (Parquet) of the same day,
-computing the full feature set on the 1 s grid: the query alone, and the query plus the transaction that
-replaces the slice in an on-disk DuckDB table (what the asset does per partition). Same rows, same run.
+Baseline: `loop_depth` of bench/_perf_worker.py (10 levels a side, mid, spread, volumes, imbalance per snapshot,
+csv.reader over the csv.gz), the same as bench/run.py's features section. Ours, each in a fresh process, best of
+3 after a warm-up, as the asset runs it (the query plus the partition file stored):
+  - features/depth now: `depth_query`, numpy over the day's per-second file (`lake/book_layout.py`);
+  - features/depth before: `depth_sql` over the raw file (every level of every row), in the same process.
+The two outputs are compared value for value. The per-second file is written by the conversion; its cost is
+reported against the conversion of the same day (both in fresh processes).
 
-Run: .venv/bin/python bench/features_depth.py [--rows 510000] [--workdir DIR]
+Run: .venv/bin/python bench/features_depth.py [--quick] [--rows 500000 5000000] [--workdir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
-import gzip
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tick_assets.emulator.synth import write_dataset
-from tick_assets.features.depth import depth_sql
-from tick_assets.features.grid import DaySlice
-from tick_assets.lake import LocalLake, connect, partition_file, store_query, write_partition
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-DAY = dt.date(2024, 1, 2)
-LEVELS = 10
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent))
 
+from run import DAY, EXCHANGE, SYMBOL, Section, Target, _day_file, _rows_label, measure  # noqa: E402
 
-def python_loop(rows: list[list[str]], header: list[str]) -> list[tuple[float, ...]]:
-    """The per-snapshot loop of a typical hand-written script (10 levels)."""
-    col = {name: i for i, name in enumerate(header)}
-    bid_p = [col[f"bids[{i}].price"] for i in range(LEVELS)]
-    bid_q = [col[f"bids[{i}].amount"] for i in range(LEVELS)]
-    ask_p = [col[f"asks[{i}].price"] for i in range(LEVELS)]
-    ask_q = [col[f"asks[{i}].amount"] for i in range(LEVELS)]
-    out = []
-    for row in rows:
-        bids = [(float(row[p]), float(row[q])) for p, q in zip(bid_p, bid_q, strict=True) if row[p]]
-        asks = [(float(row[p]), float(row[q])) for p, q in zip(ask_p, ask_q, strict=True) if row[p]]
-        best_bid, best_ask = bids[0][0], asks[0][0]
-        mid = (best_bid + best_ask) / 2
-        spread = best_ask - best_bid
-        bid_volume = sum(q for _, q in bids)
-        ask_volume = sum(q for _, q in asks)
-        imbalance = (bid_volume - ask_volume) / (bid_volume + ask_volume)
-        out.append((mid, spread, spread / mid * 100, bid_volume, ask_volume, imbalance))
-    return out
+DATA_TYPE = "book_snapshot_25"
+RAW = f"raw/{DATA_TYPE}"
+REPEATS = 3
+GOAL = 50.0
 
 
-def _runs(timings: list[float]) -> str:
-    return ", ".join(f"{t:.2f}" for t in timings)
+def _worker(method: str, *args: object) -> dict:
+    """Run one method of this script in a fresh process (imports before the clock) and return its JSON."""
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", method, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=BENCH.parent,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{method} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _seconds_file(lake_root: str) -> dict:
+    """Write the per-second file of the day's raw partition, as the conversion does after its COPY."""
+    from tick_assets.lake import LocalLake, partition_file
+    from tick_assets.lake.book_layout import write_seconds
+    from tick_assets.lake.convert import _connect
+    from tick_assets.lake.parquet import ConversionOptions
+
+    lake, options = LocalLake(lake_root), ConversionOptions()
+    raw = partition_file(Path(lake_root), RAW, EXCHANGE, SYMBOL, DAY)
+    with _connect(options, None) as con:
+        started = time.perf_counter()
+        uri = write_seconds(con, lake, raw.relative_to(lake_root).as_posix(), raw, DATA_TYPE, options)
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "bytes": Path(uri).stat().st_size, "raw_bytes": raw.stat().st_size}
+
+
+def _same_values(a: pa.Table, b: pa.Table) -> bool:
+    """The same values bit for bit (NaN and -0.0 included) and NULLs in the same places."""
+    import numpy as np
+
+    for name in a.column_names:
+        x, y = a.column(name).combine_chunks(), b.column(name).combine_chunks()
+        if not np.array_equal(np.asarray(x.is_null()), np.asarray(y.is_null())):
+            return False
+        if str(x.type) == "double":
+            if not np.array_equal(*(np.asarray(c.fill_null(0.0)).view(np.int64) for c in (x, y))):
+                return False
+        elif not x.equals(y):
+            return False
+    return True
+
+
+def _depth(lake_root: str, out: str) -> dict:
+    """features/depth now (depth_query) and before (depth_sql over the raw file), best of REPEATS each."""
+    import pyarrow.parquet as pq
+
+    from tick_assets.features.depth import depth_query, depth_sql, per_second_file
+    from tick_assets.features.grid import DaySlice
+    from tick_assets.lake import LocalLake, connect, store_query
+
+    day = DaySlice(EXCHANGE, SYMBOL, DAY)
+    lake, target = LocalLake(lake_root), LocalLake(out)
+    runs = {
+        "now": (day.partition("features/depth"), lambda con: depth_query(con, lake, day)),
+        "before": (day.partition("features/depth_before"), lambda con: depth_sql(lake, day, False)),
+    }
+    timings: dict[str, list[float]] = {k: [] for k in runs}
+    paths = {}
+    with connect(lake) as con:
+        for _ in range(REPEATS + 1):  # the first round warms the caches
+            for name, (partition, query) in runs.items():
+                started = time.perf_counter()
+                written = store_query(con, target, partition, query(con))
+                timings[name].append(time.perf_counter() - started)
+                paths[name], rows = written.path, written.rows
+        fast = per_second_file(lake, day, con) is not None
+    now, before = (pq.read_table(paths[k]) for k in ("now", "before"))
+    same = pq.read_schema(paths["now"]).equals(pq.read_schema(paths["before"])) and _same_values(now, before)
+    return {
+        "rows": rows,
+        "now": min(timings["now"][1:]),
+        "before": min(timings["before"][1:]),
+        "same": same,
+        "per_second_file": fast,
+    }
+
+
+def section(work: Path, quick: bool) -> Section:
+    """features/depth against the Python loop on the 500k-row day (target 50x) and the 5M-row day (reported)."""
+    return _section(work, [500_000] if quick else [500_000, 5_000_000])
+
+
+def _section(work: Path, sizes: list[int]) -> Section:
+    section = Section("features/depth")
+    section.details = [
+        "| day | method | seconds | vs loop |",
+        "|---|---|---:|---:|",
+    ]
+    for rows in sizes:
+        source = _day_file(work, DATA_TYPE, rows)
+        lake_root = work / f"lake-{DATA_TYPE}-{rows}"
+        raw = (
+            lake_root
+            / RAW
+            / f"exchange_id={EXCHANGE}"
+            / f"symbol_id={SYMBOL}"
+            / f"date={DAY}"
+            / "data.parquet"
+        )
+        conversion = measure("lake", source, raw, DATA_TYPE)  # the day's conversion, fresh process
+        built = _worker("seconds", lake_root)  # the per-second file, as the conversion writes it
+        ours = _worker("depth", lake_root, work / f"features-depth-{rows}")
+        loop = measure("loop_depth", source)
+        n, label = loop["rows"], _rows_label(rows)
+        day = f"{DATA_TYPE} {label} ({n:,} rows)"
+        cost = built["seconds"] / conversion["seconds"]
+        section.details += [
+            f"| {day} | Python loop per row over the csv.gz (loop_depth) | {loop['seconds']:.2f} | 1.0x |",
+            f"| {day} | features/depth before: SQL over every level of every row (query + file stored) | "
+            f"{ours['before']:.3f} | {loop['seconds'] / ours['before']:.1f}x |",
+            f"| {day} | features/depth now: numpy over the per-second file (query + file stored; same values: "
+            f"{ours['same']}) | {ours['now']:.3f} | {loop['seconds'] / ours['now']:.1f}x |",
+            f"| {day} | conversion (csv.gz -> raw Parquet, as raw/{DATA_TYPE} runs it) | "
+            f"{conversion['seconds']:.2f} | - |",
+            f"| {day} | per-second file written after the conversion ({built['bytes'] / 1e6:.1f} MB beside "
+            f"{built['raw_bytes'] / 1e6:.1f} MB) | {built['seconds']:.2f} | - |",
+        ]
+        ratio = loop["seconds"] / ours["now"]
+        section.targets += [
+            Target(
+                f"features/depth on {DATA_TYPE} {label}",
+                f"{ours['now']:.3f} s (before: {ours['before']:.2f} s)",
+                f"Python loop {loop['seconds']:.1f} s",
+                ratio,
+                f">= {GOAL:g}x" if rows == 500_000 else "(report)",
+                (ratio >= GOAL and ours["same"] and ours["per_second_file"]) if rows == 500_000 else None,
+            ),
+            Target(
+                f"features/depth on {DATA_TYPE} {label}: per-second file, cost vs the conversion",
+                f"{built['seconds']:.2f} s",
+                f"conversion {conversion['seconds']:.2f} s",
+                cost,
+                "(report)",
+            ),
+        ]
+    return section
 
 
 def main() -> None:
+    """Print the section's summary and detail tables (or run one worker method with --worker)."""
+    if len(sys.argv) > 2 and sys.argv[1] == "--worker":
+        method, args = sys.argv[2], sys.argv[3:]
+        print(json.dumps({"seconds": _seconds_file, "depth": _depth}[method](*args)))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=510_000, help="synthetic book events (~rows) of the day")
+    parser.add_argument("--quick", action="store_true", help="the 500k-row day only")
+    parser.add_argument("--rows", type=int, nargs="+", help="book_snapshot_25 days of about these rows")
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tick-depth-"))
     work.mkdir(parents=True, exist_ok=True)
-    source = work / f"book_snapshot_25-{args.rows}.csv.gz"
-    if not source.exists():
-        write_dataset("binance-futures", "BTCUSDT", "book_snapshot_25", DAY, args.rows, source)
-    lake = work / "lake"
-    conversion = write_partition(
-        source,
-        partition_file(lake, "raw/book_snapshot_25", "binance-futures", "BTCUSDT", DAY),
-        "book_snapshot_25",
-    )
-
     started = time.perf_counter()
-    with gzip.open(source, "rt", newline="") as f:
-        reader = csv.reader(f)
-        script_out = python_loop(reader, next(reader))
-    script_seconds = time.perf_counter() - started
-    with gzip.open(source, "rt", newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        rows = list(reader)
-    started = time.perf_counter()
-    loop_out = python_loop(rows, header)
-    loop_seconds = time.perf_counter() - started
-    assert script_out == loop_out
-    del rows
-
-    day = DaySlice("binance-futures", "BTCUSDT", DAY, 1000)
-    target = LocalLake(work / "out")
-    with connect(LocalLake(lake)) as con:
-        store_query(con, target, day.partition("features/depth"), depth_sql(lake, day))  # warm-up: caches
-        timings, query_timings = [], []
-        for _ in range(3):
-            written = store_query(con, target, day.partition("features/depth"), depth_sql(lake, day))
-            timings.append(written.seconds)
-            started = time.perf_counter()
-            con.execute(f"CREATE OR REPLACE TEMP TABLE depth_only AS {depth_sql(lake, day)}")
-            query_timings.append(time.perf_counter() - started)
-        stored = f"read_parquet('{written.path}')"
-        features = con.execute(f"SELECT count(*), count(mid) FROM {stored}").fetchone()
-        feature_columns = len(con.execute(f"DESCRIBE SELECT * FROM {stored}").fetchall())
-        plan = con.execute(f"EXPLAIN {depth_sql(lake, day)}").fetchall()[0][1]
-    depth_seconds, query_seconds = min(timings), min(query_timings)
-    n = len(loop_out)
+    result = _section(work, args.rows) if args.rows else section(work, args.quick)
     print(
-        f"day: {n:,} book_snapshot_25 rows ({source.stat().st_size / 1e6:.1f} MB gzip); lake conversion took "
-        f"{conversion.seconds:.2f} s\n"
+        f"measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC in {time.perf_counter() - started:.0f} s\n"
     )
-    shape = f"{features[0]:,} grid rows x {feature_columns} columns"
-    table = [
-        (
-            "Python loop as a script runs it: csv.reader over the csv.gz, 10 levels",
-            "508,700 rows x 6 values",
-            script_seconds,
-        ),
-        ("same loop alone, rows already parsed in memory", "same", loop_seconds),
-        (
-            f"features/depth query alone (DuckDB, 25 levels, 1 s grid; best of 3: {_runs(query_timings)})",
-            shape,
-            query_seconds,
-        ),
-        (
-            f"features/depth as the asset runs it: query + replace the slice in an on-disk table (best of 3: {_runs(timings)})",
-            shape,
-            depth_seconds,
-        ),
-    ]
-    print("| method | output | seconds | snapshots/s | vs script | vs loop alone |")
-    print("|---|---|---|---|---|---|")
-    for label, output, seconds in table:
-        print(
-            f"| {label} | {output} | {seconds:.2f} | {n / seconds:,.0f} | {script_seconds / seconds:.1f}x | {loop_seconds / seconds:.1f}x |"
-        )
-    print(
-        f"\nplan: {plan.upper().count('READ_PARQUET')} Parquet scans, correlated subquery (DELIM join): "
-        f"{'DELIM' in plan.upper()}"
-    )
+    print("| benchmark | ours | baseline | ratio | target | met |\n|---|---|---|---|---|---|")
+    print("\n".join(t.line() for t in result.targets))
+    print()
+    print("\n".join(result.details))
 
 
 if __name__ == "__main__":

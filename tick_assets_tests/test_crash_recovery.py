@@ -114,7 +114,8 @@ def test_kill_mid_parquet_write_keeps_the_previous_partition_and_the_rerun_clean
 
     rerun = write_partition(big, dest, "book_snapshot_25", ConversionOptions(temp_directory=spill))
     assert rerun.rows == big_rows and fingerprint_file(dest)[0] == big_rows
-    assert sorted(p.name for p in dest.parent.iterdir()) == ["data.parquet"]
+    # No temp left: the partition and its per-second file (tick_assets/lake/book_layout.py) only.
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["data.parquet", "data.seconds"]
     assert list(spill.iterdir()) == []
 
 

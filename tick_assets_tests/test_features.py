@@ -357,3 +357,125 @@ def test_an_instrument_with_a_quote_is_quoted_in_the_feature_sql(tmp_path) -> No
         assert con.execute(f"SELECT DISTINCT instrument FROM read_parquet('{stored.path}')").fetchall() == [
             ("binance-futures:BTC'X",)
         ]
+
+
+# --- features/depth from the per-second file (lake/book_layout.py) against the SQL over the raw file ---
+
+
+def _with_seconds(lake: Path, day: DaySlice) -> None:
+    """Write the day's per-second file as the conversion does (from the raw file as it is now)."""
+    from tick_assets.lake import LocalLake
+    from tick_assets.lake.book_layout import write_seconds
+
+    relpath = day.partition("raw/book_snapshot_25").relpath
+    with duckdb.connect() as con:
+        assert write_seconds(con, LocalLake(lake), relpath, lake / relpath, "book_snapshot_25") is not None
+
+
+def _same_values(a, b) -> bool:
+    """Same schema and the same values bit for bit (NaN and -0.0 included), NULLs in the same places."""
+    if not a.schema.equals(b.schema):
+        return False
+    for name in a.column_names:
+        x, y = a.column(name).combine_chunks(), b.column(name).combine_chunks()
+        if not np.array_equal(np.asarray(x.is_null()), np.asarray(y.is_null())):
+            return False
+        if x.type == "double":
+            x, y = (np.asarray(c.fill_null(0.0)).view(np.int64) for c in (x, y))
+            if not np.array_equal(x, y):
+                return False
+        elif not x.equals(y):
+            return False
+    return True
+
+
+def _now_and_before(lake: Path, day: DaySlice):
+    """(depth_query's rows, whether it took the numpy path, depth_sql's rows over the raw file)."""
+    from tick_assets.features.depth import depth_query
+    from tick_assets.lake import LocalLake, connect
+
+    with connect(LocalLake(lake)) as con:
+        query = depth_query(con, LocalLake(lake), day)
+        now = con.sql(query).to_arrow_table()
+        before = con.sql(depth_sql(lake, day, False)).to_arrow_table()
+    return now, "FROM features_depth_day" in query, before
+
+
+@pytest.mark.parametrize("step_ms", [1000, 60_000])
+def test_depth_from_the_per_second_file_is_the_raw_files_result_value_for_value(tmp_path, step_ms) -> None:
+    base = _lake_from_emulator(tmp_path / "lake", "book_snapshot_25", dt.date(2024, 1, 2))
+    day = DaySlice(base.exchange, base.symbol, base.day, step_ms)
+    _with_seconds(tmp_path / "lake", day)
+    now, fast, before = _now_and_before(tmp_path / "lake", day)
+    assert fast and now.num_rows == 86_400_000 // step_ms
+    assert _same_values(now, before)
+    with duckdb.connect() as con:  # the SQL over the per-second file gives the same rows too
+        con.execute("SET TimeZone = 'UTC'")
+        assert _same_values(con.sql(depth_sql(tmp_path / "lake", day)).to_arrow_table(), before)
+    assert now.column("mid").null_count < 0.1 * now.num_rows
+
+
+def test_depth_from_the_per_second_file_of_one_sided_books_and_missing_levels(tmp_path) -> None:
+    def spoil(book: pd.DataFrame) -> pd.DataFrame:
+        for i in range(25):
+            book.loc[book.index[100:400], [f"asks[{i}].price", f"asks[{i}].amount"]] = np.nan
+        for i in range(3, 25):
+            book.loc[book.index[500:900], [f"bids[{i}].price", f"bids[{i}].amount"]] = np.nan
+        book.loc[book.index[500:900], "asks[2].price"] = np.nan
+        book.loc[book.index[950:960], "bids[4].amount"] = np.nan
+        return book
+
+    day, _ = _spoiled_book(tmp_path, spoil)
+    _with_seconds(tmp_path / "lake", day)
+    now, fast, before = _now_and_before(tmp_path / "lake", day)
+    assert fast and _same_values(now, before)
+    assert now.column("mid").null_count > before.num_rows - len(before.column("snapshot_ts").drop_null()) > 0
+
+
+def test_depth_from_the_per_second_file_refuses_receive_times_that_go_backwards(tmp_path) -> None:
+    from tick_assets.features.depth import depth_query
+    from tick_assets.lake import LocalLake, connect
+
+    def spoil(book: pd.DataFrame) -> pd.DataFrame:
+        book.loc[1000, "local_timestamp"] = book.loc[2000, "local_timestamp"]
+        return book
+
+    day, _ = _spoiled_book(tmp_path, spoil)
+    _with_seconds(tmp_path / "lake", day)
+    with connect(LocalLake(tmp_path / "lake")) as con, pytest.raises(duckdb.Error, match="goes backwards"):
+        con.sql(depth_query(con, LocalLake(tmp_path / "lake"), day)).fetchall()
+
+
+def test_a_per_second_file_that_is_not_its_raw_files_is_ignored(tmp_path) -> None:
+    """The raw file rewritten after its per-second file (an older writer, a migration): read the raw file."""
+    from tick_assets.features.depth import per_second_file
+
+    day = _lake_from_emulator(tmp_path / "lake", "book_snapshot_25", dt.date(2024, 1, 2))
+    _with_seconds(tmp_path / "lake", day)
+    assert per_second_file(tmp_path / "lake", day) is not None
+    assert per_second_file(tmp_path / "lake", DaySlice(day.exchange, day.symbol, day.day, 250)) is None
+    path = partition_file(tmp_path / "lake", "raw/book_snapshot_25", day.exchange, day.symbol, day.day)
+    book = _read_book(path)
+    book.loc[10, "bids[0].amount"] += 1.0  # same rows, same times, one amount changed
+    _write_book(book, path)
+    assert per_second_file(tmp_path / "lake", day) is None
+    now, fast, before = _now_and_before(tmp_path / "lake", day)
+    assert not fast and _same_values(now, before)
+    assert now.column("bid_size").to_pylist() == before.column("bid_size").to_pylist()
+
+
+def test_depth_of_an_empty_day_from_its_per_second_file(tmp_path) -> None:
+    """A header-only day: an empty per-second file, and a grid of NULL books with 0 updates, as before."""
+    from tick_assets.tardis.datatypes import header_line
+
+    day = DaySlice("binance-futures", "BTCUSDT", dt.date(2024, 1, 2))
+    src = tmp_path / "empty.csv.gz"
+    with gzip.open(src, "wt") as f:
+        f.write(header_line("book_snapshot_25") + "\n")
+    write_partition(
+        src, tmp_path / "lake" / day.partition("raw/book_snapshot_25").relpath, "book_snapshot_25"
+    )
+    _with_seconds(tmp_path / "lake", day)
+    now, fast, before = _now_and_before(tmp_path / "lake", day)
+    assert fast and _same_values(now, before)
+    assert now.column("snapshot_ts").null_count == 86_400 and sum(now.column("updates").to_pylist()) == 0

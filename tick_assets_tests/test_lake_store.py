@@ -56,7 +56,8 @@ def test_a_full_disk_fails_the_partition_and_keeps_the_stored_one(small_disk, tm
     with pytest.raises(LakeWriteError, match="no space left on the device.*unchanged.*free space"):
         store_partition(big, lake, BOOK.relpath, "book_snapshot_25")
     assert fingerprint_file(Path(stored.path)) == before and before[0] == stored.rows
-    assert _only_the_file(Path(stored.path).parent) == ["data.parquet"]  # no temp left behind
+    # No temp left behind: the partition and its per-second file (tick_assets/lake/book_layout.py) only.
+    assert _only_the_file(Path(stored.path).parent) == ["data.parquet", "data.seconds"]
     # A feature partition hitting the full disk the same way.
     feature = Partition("features/depth", "deribit", "BTC-PERPETUAL", DAY)
     with connect(lake) as con, pytest.raises(LakeWriteError, match="no space left"):
@@ -78,7 +79,7 @@ def test_a_failed_publish_keeps_the_stored_partition(tmp_path, monkeypatch) -> N
     with pytest.raises(LakeWriteError, match="no space left"):
         store_partition(src, lake, BOOK.relpath, "book_snapshot_25")
     assert fingerprint_file(Path(stored.path)) == before
-    assert _only_the_file(Path(stored.path).parent) == ["data.parquet"]
+    assert _only_the_file(Path(stored.path).parent) == ["data.parquet", "data.seconds"]
 
 
 def _columns(path: Path) -> list[str]:

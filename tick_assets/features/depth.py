@@ -11,16 +11,27 @@ Plan (three passes over narrow data, one over the wide rows):
   side is the 86,400-row grid); joining the wide rows on time directly costs several times more.
 - Level sums are built incrementally (depth at 5 levels = depth at 1 + levels 1..4, ...) over levels whose
   missing values were replaced once.
+- When the grid step is a whole number of seconds and the raw partition has its per-second file
+  (`lake/book_layout.py`: the rows the 1 s grid picks, with each second's row count, written by the
+  conversion), counts and rows come from that file: ~86,400 rows instead of decoding every level of every row
+  (the same rows, so the same values). Otherwise (no file, one that does not belong to the raw file, a step
+  below a second) the raw file is read as above.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
+
 from tick_assets.features.grid import DaySlice
+from tick_assets.lake.book_layout import SECOND_US, valid_seconds
 from tick_assets.lake.convert import sql_string
+from tick_assets.lake.datasets import connect
 from tick_assets.lake.schema import BOOK_FIELDS, level, level_list
-from tick_assets.lake.store import Lake
+from tick_assets.lake.store import Lake, as_lake
+
+RAW = "raw/book_snapshot_25"
 
 LEVELS = 25
 DEPTH_LEVELS = (1, 5, 10, 25)
@@ -29,11 +40,15 @@ SIDES = ("bids", "asks")
 SHORT = {"bids": "bid", "asks": "ask"}
 
 
-def _backwards_message(day: DaySlice) -> str:
-    return sql_string(
+def _backwards_text(day: DaySlice) -> str:
+    return (
         f"book_snapshot_25 {day.exchange} {day.symbol} {day.day}: local_timestamp goes backwards in the file "
         "(see the local_timestamp_in_order check); re-download the day or report it to Tardis"
     )
+
+
+def _backwards_message(day: DaySlice) -> str:
+    return sql_string(_backwards_text(day))
 
 
 def _px(side: str, i: int) -> str:
@@ -111,18 +126,79 @@ def feature_columns_sql() -> str:
     return ",\n    ".join(cols)
 
 
-def depth_sql(lake: Lake | Path, day: DaySlice) -> str:
-    """The query giving one day's depth features: one row per grid point of the day."""
-    src = day.lake_file_sql(lake, "raw/book_snapshot_25")
+#: The relation `depth_query` registers on the step's connection.
+RELATION = "features_depth_day"
+
+
+def per_second_file(
+    lake: Lake | Path, day: DaySlice, con: duckdb.DuckDBPyConnection | None = None
+) -> str | None:
+    """The URI of the day's per-second book file if this grid can read it (a step of whole seconds, a file that
+    belongs to the raw partition), else None (the raw file is read)."""
+    if day.step_us % SECOND_US:
+        return None
+    lake = as_lake(lake)
+    if con is not None:
+        return valid_seconds(con, lake, day.partition(RAW).relpath)
+    with connect(lake, threads=1) as own:
+        return valid_seconds(own, lake, day.partition(RAW).relpath)
+
+
+def depth_query(con: duckdb.DuckDBPyConnection, lake: Lake | Path, day: DaySlice) -> str:
+    """The SELECT of one day's depth features on `con` (what the asset stores): computed with numpy from the
+    per-second file and registered on `con` as `features_depth_day` when it can, else `depth_sql`'s query."""
+    src = day.lake_file_sql(lake, RAW)  # the raw partition must exist either way
+    seconds = per_second_file(lake, day, con)
+    if seconds is not None:
+        from tick_assets.features.depth_arrays import depth_arrays  # imports this module's constants
+
+        table = depth_arrays(con, seconds, day, _backwards_text(day))
+        if table is not None:
+            con.register(RELATION, table)
+            # the instrument as the SQL gives it (a literal: a required Parquet column)
+            return f"SELECT {sql_string(day.instrument)} AS instrument, * FROM {RELATION}"
+    return depth_sql(lake, day, seconds, src)
+
+
+def _counts_sql(src: str, seconds: str | None, day: DaySlice) -> str:
     start, step = day.start_us, day.step_us
+    if seconds is None:
+        return f"""
+    SELECT greatest({start}, {start} + ((local_timestamp - {start} + {step} - 1) // {step}) * {step}) AS t,
+           count(*) AS received,
+           count(*) FILTER (WHERE local_timestamp > {start - step}) AS updates
+    FROM read_parquet({src}) WHERE {day.rows_sql} GROUP BY 1"""
+    # `second` is ceil(local_timestamp) to the second and the step is whole seconds, so a row's grid point and
+    # its `> start - step` test are the same from its second as from its local_timestamp
+    return f"""
+    SELECT greatest({start}, {start} + ((second - {start} + {step} - 1) // {step}) * {step}) AS t,
+           sum(received)::BIGINT AS received,
+           coalesce(sum(received) FILTER (WHERE second > {start - step}), 0)::BIGINT AS updates
+    FROM read_parquet({sql_string(seconds)}) WHERE {day.rows_sql} GROUP BY 1"""
+
+
+def _rows_sql(src: str, seconds: str | None, level_cols: str) -> str:
+    if seconds is None:
+        return f"SELECT file_row_number, local_timestamp, {level_cols} FROM read_parquet({src}, file_row_number = true)"
+    return f"SELECT file_row AS file_row_number, local_timestamp, {level_cols} FROM read_parquet({sql_string(seconds)})"
+
+
+def depth_sql(
+    lake: Lake | Path, day: DaySlice, seconds: str | bool | None = True, src: str | None = None
+) -> str:
+    """The query giving one day's depth features: one row per grid point of the day.
+
+    `seconds`: True reads the day's per-second file when it can (`per_second_file`), False or None the raw
+    file, a URI that per-second file."""
+    src = src or day.lake_file_sql(lake, RAW)
+    if seconds is True:
+        seconds = per_second_file(lake, day)
+    seconds = seconds or None
     level_cols = ", ".join(level_list(s, f) for s in SIDES for f in BOOK_FIELDS)
     return f"""
 WITH counts AS (
     -- snapshots per grid interval (t - step, t]; rows received before the day count towards its first point
-    SELECT greatest({start}, {start} + ((local_timestamp - {start} + {step} - 1) // {step}) * {step}) AS t,
-           count(*) AS received,
-           count(*) FILTER (WHERE local_timestamp > {start - step}) AS updates
-    FROM read_parquet({src}) WHERE {day.rows_sql} GROUP BY 1
+    {_counts_sql(src, seconds, day).strip()}
 ),
 picked AS (
     SELECT grid.t, coalesce(updates, 0) AS updates,
@@ -140,7 +216,7 @@ sampled AS (
            {_qty("bids", 0)} AS bid_size, {_qty("asks", 0)} AS ask_size,
            ({_px("asks", 0)} + {_px("bids", 0)}) / 2 AS mid_,
            {level_cols}
-    FROM (SELECT file_row_number, local_timestamp, {level_cols} FROM read_parquet({src}, file_row_number = true)) AS b
+    FROM ({_rows_sql(src, seconds, level_cols)}) AS b
     RIGHT JOIN picked ON b.file_row_number = picked.rn
 ),
 levels AS (

@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from tick_assets.durable import owned_temp, remove_abandoned_temps
+from tick_assets.lake.book_layout import write_seconds
 from tick_assets.lake.decode import decoded
 from tick_assets.lake.errors import CsvParseError, SchemaMismatchError
 from tick_assets.lake.parquet import ConversionOptions, copy_options
@@ -170,6 +171,9 @@ def store_partition(
         rows, first, last = con.execute(
             f"SELECT count(*), min(timestamp), max(timestamp) FROM read_parquet({sql_string(tmp)})"
         ).fetchall()[0]
+        write_seconds(
+            con, lake, relpath, tmp, data_type, options
+        )  # book days: the grid's rows, published first
         preview = con.execute(
             f"SELECT {', '.join(quote(c) for c in shown)} FROM (SELECT {lake_select(data_type, options.layout)} "
             f"FROM read_parquet({sql_string(tmp)}) LIMIT {options.preview_rows})"
