@@ -209,3 +209,27 @@ def test_a_corrupt_cached_file_is_downloaded_again_by_the_conversion(emulator, t
         (again,) = ingest_days(client, tmp_path / "lake", request)
     assert again.ok and not again.download.from_cache
     assert again.download.path.read_bytes() == good and again.write.rows == first.write.rows
+
+
+def test_a_fresh_download_with_a_bad_value_is_kept_in_the_cache_and_named_by_its_cache_path(
+    start_emulator, tmp_path
+) -> None:
+    from tick_assets.lake import CsvParseError
+    from tick_assets.tardis.datatypes import header_line
+
+    fixtures = tmp_path / "fixtures"
+    fixtures.mkdir()
+    rows = "binance-futures,BTCUSDT,1704153600000000,1704153600001000,1,buy,not-a-price,0.5\n"
+    name = "binance-futures_trades_2024-01-02_BTCUSDT.csv.gz"
+    (fixtures / name).write_bytes(gzip.compress((header_line("trades") + "\n" + rows).encode()))
+    server = start_emulator(fixtures=fixtures)
+    with make_client(server, tmp_path / "cache") as client:
+        (result,) = ingest_days(client, tmp_path / "lake", _requests(dt.date(2024, 1, 2), 1))
+    cached = tmp_path / "cache" / name
+    assert isinstance(result.error, CsvParseError) and f"delete the cached file {cached} " in str(
+        result.error
+    )
+    assert cached.read_bytes() == (fixtures / name).read_bytes()  # an intact gzip: kept, not downloaded again
+    assert server.stats["counts"]["dataset_requests"] == 1  # a bad value is not retried
+    assert list((tmp_path / "cache").glob("*.csv.gz*")) == [cached]  # no temp left
+    assert not list((tmp_path / "lake").rglob("*.parquet"))

@@ -144,8 +144,10 @@ def store_partition(
     relpath: str,
     data_type: str,
     options: ConversionOptions | None = None,
+    *,
+    shown_as: Path | None = None,
 ) -> PartitionWrite:
-    """Convert a verified Tardis .csv.gz into the lake file `relpath`, published whole (a reader sees the old
+    """Convert a Tardis .csv.gz into the lake file `relpath`, published whole (a reader sees the old
     partition or the new one; a failure leaves the old one).
 
     The CSV is streamed (DuckDB read_csv -> COPY), so memory stays bounded by `options.memory_limit` whatever
@@ -155,9 +157,7 @@ def store_partition(
     options = options or ConversionOptions()
     started = time.perf_counter()
     source = None if source is None else Path(source)
-    header = None if source is None else read_header(source)
-    if source is not None and header is not None:
-        check_header(source, data_type, header)
+    header = None if source is None else _checked_header(source, data_type, shown_as or source)
     shown = preview_columns(data_type)
     gzip_info: GzipInfo | None = None
     with lake.writing(relpath) as tmp, _spill_dir(options) as spill_dir, _connect(options, spill_dir) as con:
@@ -167,7 +167,7 @@ def store_partition(
             gzip_info = verify_gzip(source)  # an empty gzip: still checked whole before it counts as a day
             con.execute(_copy_sql(None, tmp, data_type, options))
         else:
-            gzip_info = _copy_decoded(con, source, tmp, data_type, options)
+            gzip_info = _copy_decoded(con, source, tmp, data_type, options, shown_as or source)
         rows, first, last = con.execute(
             f"SELECT count(*), min(timestamp), max(timestamp) FROM read_parquet({sql_string(tmp)})"
         ).fetchall()[0]
@@ -192,8 +192,26 @@ def store_partition(
     )
 
 
+def _checked_header(source: Path, data_type: str, shown_as: Path) -> str | None:
+    """The CSV header of `source` (None for an empty file), checked against the data type's schema; a header that
+    only looks wrong because the file is corrupt raises GzipIntegrityError (so the file is downloaded again)."""
+    try:
+        header = read_header(source)
+        if header is not None:
+            check_header(shown_as, data_type, header)
+    except (SchemaMismatchError, UnicodeDecodeError):
+        verify_gzip(source)  # the header is read before the CRC check that ends the decode
+        raise
+    return header
+
+
 def _copy_decoded(
-    con: duckdb.DuckDBPyConnection, source: Path, target: Path, data_type: str, options: ConversionOptions
+    con: duckdb.DuckDBPyConnection,
+    source: Path,
+    target: Path,
+    data_type: str,
+    options: ConversionOptions,
+    shown_as: Path,
 ) -> GzipInfo:
     """COPY the CSV of `source` into `target` while a thread decodes and verifies it; return what it verified.
 
@@ -203,14 +221,12 @@ def _copy_decoded(
     with decoded(source) as feed:
         try:
             con.execute(_copy_sql(feed.path, target, data_type, options))
-        except duckdb.Error as exc:
-            feed.finish()  # a corrupt or truncated file, not a bad value, if the decode fails
-            if not isinstance(exc, (duckdb.ConversionException, duckdb.InvalidInputException)):
-                raise
+        except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+            feed.finish()  # decoded to the end: a corrupt or truncated file, not a bad value, if that fails
             raise CsvParseError(
-                f"{source.name}: a value does not parse as its {data_type} column type "
+                f"{shown_as.name}: a value does not parse as its {data_type} column type "
                 f"({str(exc).splitlines()[0]}). The file is an intact gzip, so Tardis served it like this; "
-                f"nothing was written. Report it, or delete the cached file {source} to download it again."
+                f"nothing was written. Report it, or delete the cached file {shown_as} to download it again."
             ) from None
         return feed.finish()
 

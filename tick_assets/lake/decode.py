@@ -77,10 +77,12 @@ class DecodeFeed:
             self._stop.set()
         # Drain: a reader that stopped early (a parse error) would otherwise leave the decode blocked on a full
         # pipe; reading on lets it run to the end, so a corrupt file is told apart from a bad value.
-        while os.read(self._read_fd, _PIPE_BYTES):
-            pass
-        self._thread.join()
-        os.close(self._read_fd)
+        try:
+            while os.read(self._read_fd, _PIPE_BYTES):
+                pass
+            self._thread.join()
+        finally:
+            os.close(self._read_fd)  # interrupted while draining: the decode gets EPIPE and ends
         if self._error is not None:
             raise self._error
         if self._info is None:

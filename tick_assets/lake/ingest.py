@@ -13,7 +13,7 @@ from tick_assets.lake.convert import ConversionOptions, PartitionWrite, store_pa
 from tick_assets.lake.layout import partition_relpath, raw_dataset
 from tick_assets.lake.store import Lake, as_lake
 from tick_assets.tardis.client import DownloadResult, TardisClient
-from tick_assets.tardis.errors import NotOfferedError
+from tick_assets.tardis.errors import CancelledError, NotOfferedError
 from tick_assets.tardis.integrity import GzipInfo
 from tick_assets.waiting import as_completed_waking
 
@@ -28,8 +28,8 @@ def check_retention(retention: str) -> str:
     return retention
 
 
-class Cancelled(Exception):
-    """The run was interrupted before this day started; nothing was downloaded or written for it."""
+class Cancelled(CancelledError):
+    """The run was interrupted before this day started or was converted; nothing was written for it."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,8 @@ def ingest_day(
     lake = as_lake(lake)
     dest = partition_relpath(raw_dataset(request.data_type), request.exchange, request.symbol, request.day)
     slot = conversion_slot or threading.Semaphore()
+    # Errors name the file under its cache name, not the hidden temp a fresh download is verified under.
+    _, final = client.resolve(request.exchange, request.data_type, request.symbol, request.day)
     writes: list[PartitionWrite] = []
 
     def convert(path: Path) -> GzipInfo:
@@ -93,7 +95,7 @@ def ingest_day(
         with slot:
             if stop.is_set():
                 raise Cancelled(f"{request.key or request.day}: cancelled after its download")
-            write = store_partition(path, lake, dest, request.data_type, options)
+            write = store_partition(path, lake, dest, request.data_type, options, shown_as=final)
         writes.append(write)
         assert write.gzip is not None  # a conversion of a file always reports its decode
         return write.gzip

@@ -382,11 +382,25 @@ class TardisClient:
         except GzipIntegrityError as exc:
             fetched.tmp.unlink(missing_ok=True)
             raise errors.TransientError(f"{url}: {exc}") from None
-        except BaseException:
+        except errors.CancelledError:
+            fetched.tmp.unlink(missing_ok=True)  # cancelled: no time for a decode to keep it
+            raise
+        except Exception:
             self._keep_if_intact(fetched.tmp, path)
             raise
-        os.replace(fetched.tmp, path)
-        fsync_path(path.parent)
+        except BaseException:  # interrupted
+            fetched.tmp.unlink(missing_ok=True)
+            raise
+        try:
+            os.replace(fetched.tmp, path)
+            fsync_path(path.parent)
+        except (
+            OSError
+        ) as exc:  # verified (and, in a raw asset, already converted): only the cache copy is lost
+            log.warning(
+                "could not keep %s in the cache (%s); it will be downloaded again when needed", path, exc
+            )
+            fetched.tmp.unlink(missing_ok=True)
         return _Confirmed(info.compressed_bytes, info.uncompressed_bytes, fetched.md5, fetched.server_md5)
 
     def _keep_if_intact(self, tmp: Path, path: Path) -> None:
@@ -396,8 +410,11 @@ class TardisClient:
             verify_gzip(tmp)
             os.replace(tmp, path)
             fsync_path(path.parent)
-        except (GzipIntegrityError, OSError):
+        except Exception:  # corrupt too, or the rename failed: the caller raises its own error
             tmp.unlink(missing_ok=True)
+        except BaseException:  # interrupted during the decode
+            tmp.unlink(missing_ok=True)
+            raise
 
     @contextlib.contextmanager
     def _tracked(self, resp: requests.Response) -> Iterator[None]:
