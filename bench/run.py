@@ -17,6 +17,8 @@ Sections (all against emulators on 127.0.0.1 started here and stopped at the end
              orchestration overhead per partition
   overhead   where a backfill's orchestration time goes, per partition (bench/backfill_overhead.py)
   scaling    a 30-day x 2-instrument feature backfill with 1, 2 and 4 step processes (bench/feature_scaling.py)
+  depth      features/depth from the per-second file vs today's SQL and the loop, 500k and 5M rows, and what
+             the per-second file costs the conversion (bench/features_depth.py)
   many       200 instruments from 2023: automation tick, asset page GraphQL, a year x 200 backfill's first run
              (bench/many_partitions.py)
 
@@ -625,7 +627,11 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="a tenth of the sizes, 5-day backfill (smoke run)"
     )
-    parser.add_argument("--only", default="ingest,features,book,downloads,backfill")
+    parser.add_argument(
+        "--only",
+        default="ingest,features,depth,large,downloads,official,overhead,scaling,many",
+        help="comma-separated sections (also: book, backfill)",
+    )
     parser.add_argument("--workdir", type=Path, help="keeps generated days between runs")
     parser.add_argument("--write", type=Path, help="also write the report to this markdown file")
     args = parser.parse_args()
@@ -642,6 +648,7 @@ def main() -> None:
         "overhead": lambda: _section_of("backfill_overhead", work, args.quick),
         "scaling": lambda: _section_of("feature_scaling", work, args.quick),
         "many": lambda: _section_of("many_partitions", work, args.quick),
+        "depth": lambda: _section_of("features_depth", work, args.quick),
         "downloads": lambda: downloads(work, rate=20, requests=200 // div * 2),
         "backfill": lambda: backfill(work, days=5 if args.quick else 30, scale=2000),
     }

@@ -18,6 +18,9 @@ from tick_assets.tardis.ratelimit import LimiterConfig, MemoryBackend, RateLimit
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "tardis_real_samples"
 EXPORTED_UNTIL = dt.date(2024, 2, 1)
 TEST_SCALE = 300
+#: The backfill daemon's interval in the test stacks (Dagster's is a fixed 30 s, waited up to twice per backfill:
+#: DagsterStack.backfill_interval). The demo and `tick-assets stack` keep Dagster's own.
+TEST_BACKFILL_INTERVAL = 2.0
 
 
 @pytest.fixture(scope="session")

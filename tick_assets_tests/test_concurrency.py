@@ -20,7 +20,7 @@ from tick_assets.emulator.faults import FaultConfig
 from tick_assets.emulator.server import EmulatorConfig, EmulatorServer
 from tick_assets.stack.localstack import DagsterStack
 from tick_assets.stack.soak import compare, fingerprint, run_backfill
-from tick_assets_tests.conftest import EXPORTED_UNTIL, TEST_SCALE
+from tick_assets_tests.conftest import EXPORTED_UNTIL, TEST_BACKFILL_INTERVAL, TEST_SCALE
 from tick_assets_tests.helpers.exposure import files_holding, listen_addresses
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,12 @@ def shared(synth_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     overrides = {"run_monitoring": {"free_slots_after_run_end_seconds": 5, "poll_interval_seconds": 5}}
     data_dir, home = work / "data", work / "home"
     try:
-        with DagsterStack(home, _env(emulator, data_dir), instance_overrides=overrides) as stack:
+        with DagsterStack(
+            home,
+            _env(emulator, data_dir),
+            instance_overrides=overrides,
+            backfill_interval=TEST_BACKFILL_INTERVAL,
+        ) as stack:
             yield Shared(stack, emulator, data_dir, home, work)
     finally:
         emulator.stop()

@@ -26,7 +26,7 @@ from tick_assets.lake import connect, open_lake
 from tick_assets.lake.layout import partition_relpath
 from tick_assets.stack.distributed import DistributedStack
 from tick_assets.tardis.ratelimit_postgres import TABLE
-from tick_assets_tests.conftest import EXPORTED_UNTIL
+from tick_assets_tests.conftest import EXPORTED_UNTIL, TEST_BACKFILL_INTERVAL
 from tick_assets_tests.helpers.exposure import files_holding
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -90,7 +90,9 @@ def stack(emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) ->
         "TICK_ASSETS_LIMITER_LEASE_TTL": str(LEASE_TTL),
         "TICK_ASSETS_CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
     }
-    with DistributedStack(tmp_path_factory.mktemp("distributed"), env=env) as running:
+    with DistributedStack(
+        tmp_path_factory.mktemp("distributed"), env=env, backfill_interval=TEST_BACKFILL_INTERVAL
+    ) as running:
         yield running
 
 

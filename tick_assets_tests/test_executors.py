@@ -73,3 +73,35 @@ def test_a_worker_without_its_broker_refuses_to_start_naming_the_variables() -> 
     assert done.returncode != 0
     assert f"{settings.CELERY_BROKER_VAR} is not set" in done.stderr
     assert settings.CELERY_BACKEND_VAR in done.stderr
+
+
+def _job_with(executor):
+    import dagster as dg
+
+    @dg.asset
+    def one() -> int:
+        return 1
+
+    return dg.Definitions(assets=[one], executor=executor).resolve_implicit_global_asset_job_def()
+
+
+def test_a_run_may_set_how_many_steps_run_at_once_and_nothing_else(monkeypatch) -> None:
+    import dagster as dg
+
+    monkeypatch.delenv(settings.EXECUTOR_VAR, raising=False)
+    job = _job_with(step_executor())
+    dg.validate_run_config(job, {"execution": {"config": {"max_concurrent": 1}}})
+    dg.validate_run_config(job, {})
+    with pytest.raises(dg.DagsterInvalidConfigError, match="start_method"):
+        dg.validate_run_config(job, {"execution": {"config": {"start_method": {"spawn": {}}}}})
+
+
+def test_every_module_the_step_forkserver_preloads_exists() -> None:
+    # The forkserver skips a module it cannot import, so a name that a Dagster upgrade renamed would silently
+    # bring back the per-step import cost: check them here.
+    import importlib.util
+
+    from tick_assets.assets.executors import STEP_PRELOAD_MODULES
+
+    assert STEP_PRELOAD_MODULES[0] == "tick_assets.definitions"
+    assert [m for m in STEP_PRELOAD_MODULES if importlib.util.find_spec(m) is None] == []

@@ -14,6 +14,7 @@ import pytest
 
 from tick_assets.lake import partition_file
 from tick_assets.stack.localstack import DagsterStack, backfill_progress, write_instance_yaml
+from tick_assets_tests.conftest import TEST_BACKFILL_INTERVAL
 from tick_assets_tests.helpers.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -41,7 +42,9 @@ def test_daemon_backfill_becomes_ranged_runs_with_every_row(emulator, tmp_path) 
     data_dir = tmp_path / "data"
     days = ["2024-01-02", "2024-01-03", "2024-01-04"]
     keys = [f"{d}|{inst}" for inst in INSTRUMENTS for d in days]
-    with DagsterStack(tmp_path / "home", _env(emulator, data_dir)) as stack:
+    with DagsterStack(
+        tmp_path / "home", _env(emulator, data_dir), backfill_interval=TEST_BACKFILL_INTERVAL
+    ) as stack:
         stack.set_pool_limit("tardis", 2)
         backfill_id = stack.launch_backfill([["raw", "trades"]], keys)
         polled: list[dict] = []
@@ -84,7 +87,9 @@ def test_new_raw_partitions_flow_to_features_and_analytics_without_a_click(emula
         ["analytics", "microstructure_1m"],
         ["analytics", "daily_summary"],
     ]
-    with DagsterStack(tmp_path / "home", _env(emulator, data_dir)) as stack:
+    with DagsterStack(
+        tmp_path / "home", _env(emulator, data_dir), backfill_interval=TEST_BACKFILL_INTERVAL
+    ) as stack:
         stack.set_pool_limit("tardis", 2)
         backfill_id = stack.launch_backfill([["raw", "trades"], ["raw", "book_snapshot_25"]], [key])
         assert stack.wait_for_backfill(backfill_id, timeout=600)["status"] == "COMPLETED_SUCCESS"

@@ -20,15 +20,46 @@ from tick_assets import settings
 #: The Celery queue the steps go to and the workers consume (dagster-celery's own default).
 CELERY_QUEUE = "dagster"
 
+#: What the forkserver imports once per run, so that each step forked from it starts with it imported: the code
+#: location, and what a step imports to open the instance (SQLAlchemy, Alembic and Dagster's storage: about 500
+#: modules and 1 s per step on an idle core, 3-5 s on a busy machine). A module that is not installed
+#: (dagster_postgres without the `distributed` extra) or renamed in a later Dagster is skipped by the forkserver.
+STEP_PRELOAD_MODULES = [
+    "tick_assets.definitions",
+    "dagster._core.instance.factory",
+    "dagster._core.storage.sqlite_storage",
+    "dagster._core.storage.local_compute_log_manager",
+    "dagster._core.storage.root",
+    "dagster._core.storage.migration.utils",
+    "dagster._core.run_coordinator.queued_run_coordinator",
+    "dagster._core.launcher.default_run_launcher",
+    "dagster._core.secrets.env_file",
+    "dagster_postgres",
+]
+
 
 def multiprocess_executor() -> dg.ExecutorDefinition:
-    """Steps as forks of a server that has already imported Dagster, DuckDB, pandas and this package, instead of
-    fresh interpreters that import them again (about 3 s per step on 2 cores). Spawned where there is no
+    """Steps as forks of a server that has already imported Dagster, its storage, DuckDB, pandas and this package,
+    instead of fresh interpreters that import them again (about 3 s per step on 2 cores). Spawned where there is no
     forkserver (Windows)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return dg.multiprocess_executor
+
+    def with_forkserver(config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, "start_method": {"forkserver": {"preload_modules": STEP_PRELOAD_MODULES}}}
+
+    # A run may still set how many steps run at once (run config `execution: config: max_concurrent: N`, also in a
+    # backfill's run config); everything else is fixed here.
     return dg.multiprocess_executor.configured(
-        {"start_method": {"forkserver": {"preload_modules": ["tick_assets.definitions"]}}}
+        with_forkserver,
+        config_schema={
+            "max_concurrent": dg.Field(
+                dg.Noneable(int),
+                default_value=None,
+                is_required=False,
+                description="Step processes of a run at once (default: the machine's cores).",
+            )
+        },
     )
 
 

@@ -75,6 +75,8 @@ class DistributedStack:
     tardis_slots: int = 4
     port: int = 0
     instance_overrides: dict = field(default_factory=dict)
+    #: The backfill daemon's interval (DagsterStack.backfill_interval: tests only; None is Dagster's 30 s).
+    backfill_interval: float | None = None
     pg: PostgresServer | None = None
     redis: RedisServer | None = None
     s3: S3Server | None = None
@@ -139,6 +141,7 @@ class DistributedStack:
                 profile=DISTRIBUTED,
                 code_server=True,
                 instance_overrides=self.instance_overrides,
+                backfill_interval=self.backfill_interval,
             )
             self.dagster.start(timeout=timeout)
             self.dagster.set_pool_limit(TARDIS_POOL, self.tardis_slots)  # at deploy time: see dagster.yaml

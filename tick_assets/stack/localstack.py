@@ -97,6 +97,17 @@ _LOCATIONS = """
 """
 
 
+# dagster-daemon's entry point after setting the interval the backfill loop reads when it starts
+# (dagster/_daemon/backfill.py: execute_backfill_iteration_loop imports DEFAULT_DAEMON_INTERVAL_SECONDS).
+_DAEMON_WITH_INTERVAL = """
+import sys
+import dagster._daemon.controller as controller
+controller.DEFAULT_DAEMON_INTERVAL_SECONDS = float(sys.argv.pop(1))
+from dagster._daemon.cli import main
+sys.exit(main())
+"""
+
+
 def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
     """Signal the process group of `proc` (it was started in its own session), if it still exists."""
     with contextlib.suppress(ProcessLookupError):
@@ -186,6 +197,10 @@ class DagsterStack:
     code_server_port: int = 0
     #: Start from this process's environment (False: `env` is the whole environment, as on another machine).
     inherit_env: bool = True
+    #: Seconds between the backfill daemon's iterations (None: Dagster's 30 s). Dagster has no setting for it, so
+    #: this patches a private constant of Dagster 1.13 in the daemon process: for tests and benchmarks, which wait
+    #: up to one interval for a backfill's first runs and another for it to be marked done.
+    backfill_interval: float | None = None
     _procs: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -258,12 +273,18 @@ class DagsterStack:
                     workspace,
                 ],
             )
-            self._spawn("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace])
+            self._spawn("daemon", [*self._daemon_command(), "run", "-w", workspace])
             self._wait_loaded(timeout)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _daemon_command(self) -> list[str]:
+        """`dagster-daemon`, or the same entry point with the backfill daemon's interval set first."""
+        if self.backfill_interval is None:
+            return [str(Path(sys.executable).parent / "dagster-daemon")]
+        return [sys.executable, "-c", _DAEMON_WITH_INTERVAL, str(float(self.backfill_interval))]
 
     def _wait_code_server(self, timeout: float) -> None:
         """Wait until the code server answers its gRPC health check."""
@@ -394,14 +415,24 @@ class DagsterStack:
         return body["data"]
 
     def launch_backfill(
-        self, asset_paths: list[list[str]], partition_names: list[str], title: str = ""
+        self,
+        asset_paths: list[list[str]],
+        partition_names: list[str],
+        title: str = "",
+        run_config: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
     ) -> str:
-        """Launch a daemon-managed asset backfill (what the UI's Materialize button does); return its id."""
-        params = {
+        """Launch a daemon-managed asset backfill (what the UI's Materialize button does), its runs with
+        `run_config` and `tags`; return its id."""
+        params: dict[str, Any] = {
             "assetSelection": [{"path": p} for p in asset_paths],
             "partitionNames": partition_names,
             "title": title or None,
         }
+        if run_config:
+            params["runConfigData"] = run_config
+        if tags:
+            params["tags"] = [{"key": k, "value": v} for k, v in tags.items()]
         result = self.graphql(_LAUNCH_BACKFILL, {"p": params})["launchPartitionBackfill"]
         if result["__typename"] != "LaunchBackfillSuccess":
             raise RuntimeError(f"backfill was not launched: {result}")
