@@ -170,3 +170,24 @@ def test_parallel_conversion_keeps_the_file_row_order(tmp_path) -> None:
         "local_timestamp"
     ]
     assert got.tolist() == expected
+
+
+def test_a_flipped_bit_duckdb_reads_silently_is_refused_by_the_conversions_crc_check(tmp_path) -> None:
+    from tick_assets.tardis.integrity import GzipIntegrityError
+
+    rows = "".join(
+        f"deribit,BTC-PERPETUAL,{1704153600000000 + i},{1704153600001000 + i},{i},buy,4211{i % 10}.5,1.0\n"
+        for i in range(1000)
+    )
+    body = (header_line("trades") + "\n" + rows).encode()
+    stored = bytearray(gzip.compress(body, compresslevel=0))  # stored blocks: the CSV's bytes as they are
+    at = stored.index(b"42115.5")
+    stored[at + 4] ^= 0x01  # '5' -> '4': still a price, another one; the gzip's CRC32 no longer matches
+    bad = tmp_path / "day.csv.gz"
+    bad.write_bytes(bytes(stored))
+    prices = duckdb.sql(f"SELECT sum(price) FROM read_csv('{bad}', header = true)").fetchall()[0][0]
+    assert prices == sum(42110.5 + i % 10 for i in range(1000)) - 1  # DuckDB read another value, silently
+    dest = tmp_path / "lake" / "data.parquet"
+    with pytest.raises(GzipIntegrityError, match="CRC"):
+        write_partition(bad, dest, "trades")
+    assert not dest.exists() and not [p for p in dest.parent.iterdir() if p.is_file()]

@@ -15,7 +15,6 @@ import duckdb
 
 from tick_assets.durable import owned_temp, remove_abandoned_temps
 from tick_assets.lake.book_layout import write_seconds
-from tick_assets.lake.decode import decoded
 from tick_assets.lake.errors import CsvParseError, SchemaMismatchError
 from tick_assets.lake.parquet import ConversionOptions, copy_options
 from tick_assets.lake.schema import (
@@ -28,6 +27,7 @@ from tick_assets.lake.schema import (
     stored_columns,
 )
 from tick_assets.lake.store import Lake, LocalLake
+from tick_assets.lake.verify import verifying
 from tick_assets.tardis.datatypes import columns, header_line
 from tick_assets.tardis.integrity import DECODE_ERRORS, GzipInfo, GzipIntegrityError, open_gzip, verify_gzip
 
@@ -116,14 +116,14 @@ def _connect(options: ConversionOptions, spill_dir: Path | None) -> duckdb.DuckD
     return con
 
 
-def _copy_sql(source: str | None, target: Path, data_type: str, options: ConversionOptions) -> str:
-    """The COPY of the uncompressed CSV at `source` (the decode's pipe), or of no rows for None."""
+def _copy_sql(source: Path | None, target: Path, data_type: str, options: ConversionOptions) -> str:
+    """The COPY of the csv.gz `source`, or of no rows for None."""
     if source is None:
         query = empty_select(stored_columns(data_type, options.layout))
     else:
         query = (
             f"SELECT {store_select(data_type, options.layout)} FROM read_csv({sql_string(source)}, header = true, "
-            f"columns = {csv_columns_struct(data_type)}, auto_detect = false, compression = 'none', "
+            f"columns = {csv_columns_struct(data_type)}, auto_detect = false, compression = 'gzip', "
             "delim = ',', quote = '\"', escape = '\"')"
         )
     return f"COPY ({query}) TO {sql_string(target)} ({copy_options(options, data_type)})"
@@ -167,7 +167,7 @@ def store_partition(
             gzip_info = verify_gzip(source)  # an empty gzip: still checked whole before it counts as a day
             con.execute(_copy_sql(None, tmp, data_type, options))
         else:
-            gzip_info = _copy_decoded(con, source, tmp, data_type, options, shown_as or source)
+            gzip_info = _copy_verified(con, source, tmp, data_type, options, shown_as or source)
         rows, first, last = con.execute(
             f"SELECT count(*), min(timestamp), max(timestamp) FROM read_parquet({sql_string(tmp)})"
         ).fetchall()[0]
@@ -205,7 +205,7 @@ def _checked_header(source: Path, data_type: str, shown_as: Path) -> str | None:
     return header
 
 
-def _copy_decoded(
+def _copy_verified(
     con: duckdb.DuckDBPyConnection,
     source: Path,
     target: Path,
@@ -213,22 +213,26 @@ def _copy_decoded(
     options: ConversionOptions,
     shown_as: Path,
 ) -> GzipInfo:
-    """COPY the CSV of `source` into `target` while a thread decodes and verifies it; return what it verified.
+    """COPY the CSV of `source` into `target` while a thread verifies the gzip; return what it verified.
 
-    A corrupt or truncated gzip raises GzipIntegrityError even when DuckDB parsed the part it got (the caller's
-    `lake.writing` then discards the file); a bad value in an intact file raises CsvParseError.
+    A corrupt or truncated gzip raises GzipIntegrityError even when DuckDB parsed it (the caller's `lake.writing`
+    then discards the file); a bad value in an intact file raises CsvParseError.
     """
-    with decoded(source) as feed:
+    with verifying(source) as check:
         try:
-            con.execute(_copy_sql(feed.path, target, data_type, options))
-        except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
-            feed.finish()  # decoded to the end: a corrupt or truncated file, not a bad value, if that fails
+            con.execute(_copy_sql(source, target, data_type, options))
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error as exc:
+            check.result()  # a corrupt or truncated file, not a bad value, if the verification fails
+            if not isinstance(exc, (duckdb.ConversionException, duckdb.InvalidInputException)):
+                raise
             raise CsvParseError(
                 f"{shown_as.name}: a value does not parse as its {data_type} column type "
                 f"({str(exc).splitlines()[0]}). The file is an intact gzip, so Tardis served it like this; "
                 f"nothing was written. Report it, or delete the cached file {shown_as} to download it again."
             ) from None
-        return feed.finish()
+        return check.result()
 
 
 @contextmanager
