@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from run import DAY, EXCHANGE, SYMBOL, Section, Target, _day_file, _rows_label, measure  # noqa: E402
+from run import DAY, EXCHANGE, SYMBOL, Section, Target, _day_file, _rows_label, measure, run_json  # noqa: E402
 
 DATA_TYPE = "book_snapshot_25"
 RAW = f"raw/{DATA_TYPE}"
@@ -40,15 +39,7 @@ GOAL = 50.0
 
 def _worker(method: str, *args: object) -> dict:
     """Run one method of this script in a fresh process (imports before the clock) and return its JSON."""
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", method, *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=BENCH.parent,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{method} failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_json([str(Path(__file__).resolve()), "--worker", method, *map(str, args)], method)
 
 
 def _seconds_file(lake_root: str) -> dict:

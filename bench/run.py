@@ -93,14 +93,14 @@ class Section:
 
 def measure(method: str, *args: object) -> dict:
     """Run one method of _perf_worker.py in a fresh process and return its JSON line."""
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "_perf_worker.py"), method, *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=BENCH.parent,
-    )
+    return run_json([str(BENCH / "_perf_worker.py"), method, *map(str, args)], method)
+
+
+def run_json(args: list[str], what: str) -> dict:
+    """Run a Python script (`args`) in a fresh process from the repository root; return its last line as JSON."""
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=BENCH.parent)
     if done.returncode != 0:
-        raise RuntimeError(f"{method} failed: {done.stderr[-2000:]}")
+        raise RuntimeError(f"{what} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -250,15 +250,9 @@ def ingest(work: Path, sizes: dict[str, list[int]], every_type_rows: int) -> Sec
 
 def _book_step(mode: str, source: Path, lake: Path) -> dict:
     """One step of bench/book_large_day.py (convert or book) in a fresh process."""
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "book_large_day.py"), "--_step", mode, str(source), str(lake)],
-        capture_output=True,
-        text=True,
-        cwd=BENCH.parent,
+    return run_json(
+        [str(BENCH / "book_large_day.py"), "--_step", mode, str(source), str(lake)], f"book_large_day {mode}"
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"book_large_day {mode} failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def large(work: Path, book_rows: int, l2_scale: int) -> Section:
