@@ -8,7 +8,7 @@ Prints one JSON line: {"rows", "seconds", "peak_mb", "out_bytes"}. Methods (argv
   zlib SRC                   Python's gzip (zlib) decoding SRC to nothing: the single-stream floor in-process
   isal SRC                   ISA-L (isal.igzip) decoding SRC to nothing: the decoder the lake converter uses
   miss DATASETS API DST TYPE a cache miss as raw/<type> runs it: download over loopback + verify + convert
-  depth LAKE DAY DB          features/depth as the asset runs it: query + slice replace in an on-disk table
+  depth LAKE DAY DB          features/depth as the asset runs it: the query (timed) and its partition file stored
   trade_bars LAKE DAY DB     features/trade_bars, the same way
   loop_depth SRC             the per-snapshot Python loop of a hand-written script over the csv.gz
   loop_bars SRC              the per-trade Python loop of a hand-written script building 1 s bars
@@ -127,8 +127,8 @@ def _feature(name: str, lake: str, day: str, out: str) -> tuple[int, float]:
     from tick_assets.features.trade_bars import trade_bars_sql
     from tick_assets.lake import LocalLake, connect, store_query
 
-    def query(lake: LocalLake, day: DaySlice) -> str:  # as the assets call them
-        return depth_query(con, lake, day) if name == "depth" else trade_bars_sql(lake, day)
+    def query() -> str:  # as the assets call them (store_query times the call with the write)
+        return depth_query(con, source, grid) if name == "depth" else trade_bars_sql(source, grid)
 
     grid = DaySlice("binance-futures", "BTCUSDT", dt.date.fromisoformat(day))
     source, target = (
@@ -136,10 +136,9 @@ def _feature(name: str, lake: str, day: str, out: str) -> tuple[int, float]:
         LocalLake(out),
     )  # the feature partition is stored like the asset stores it
     with connect(source) as con:
-        store_query(con, target, grid.partition(f"features/{name}"), query(source, grid))  # warm-up: caches
+        store_query(con, target, grid.partition(f"features/{name}"), query)  # warm-up: caches
         written = [
-            store_query(con, target, grid.partition(f"features/{name}"), query(source, grid))
-            for _ in range(REPEATS)
+            store_query(con, target, grid.partition(f"features/{name}"), query) for _ in range(REPEATS)
         ]
     return written[0].rows, min(w.seconds for w in written)
 

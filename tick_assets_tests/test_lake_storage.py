@@ -289,3 +289,25 @@ def test_lake_select_derives_the_utc_columns_exactly_whatever_the_zone(days, tmp
         assert types == {
             c: t.replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE") for c, t in lake_columns(data_type)
         }
+
+
+def test_derived_files_are_written_in_small_row_groups_and_timed_with_their_query(tmp_path) -> None:
+    """A 1 s feature day (86,400 rows) is several row groups (DuckDB writes them in parallel), whatever the raw
+    row-group size; a query given as a function is built on the write's clock."""
+    from tick_assets.lake import LocalLake, Partition, connect, store_query
+    from tick_assets.lake.parquet import DERIVED_ROW_GROUP_SIZE
+
+    lake = LocalLake(tmp_path / "lake")
+    partition = Partition("features/example", "binance-futures", "BTCUSDT", DAY)
+    built: list[float] = []
+
+    def query() -> str:
+        built.append(1.0)
+        return "SELECT range AS i, range * 0.5 AS x FROM range(86400)"
+
+    with connect(lake) as con:
+        written = store_query(con, lake, partition, query, ConversionOptions(row_group_size=131_072))
+    meta = pq.ParquetFile(written.path).metadata
+    assert built == [1.0] and written.rows == 86_400
+    assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) <= DERIVED_ROW_GROUP_SIZE
+    assert pq.read_table(written.path).column("x").to_pylist()[-1] == 86_399 * 0.5

@@ -98,7 +98,7 @@ def _build_feature_asset(
                         con,
                         lake.lake,
                         day.partition(dataset),
-                        query(con, lake.lake, day, features),
+                        lambda day=day: query(con, lake.lake, day, features),  # timed with the write
                         lake.conversion_options(),
                     )
                     summary = one_row(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -14,7 +14,7 @@ import pandas as pd
 from tick_assets.lake.convert import sql_string
 from tick_assets.lake.errors import LakeError
 from tick_assets.lake.layout import DATE_KEY, EXCHANGE_KEY, SYMBOL_KEY, partition_relpath, raw_data_type
-from tick_assets.lake.parquet import ConversionOptions, copy_options
+from tick_assets.lake.parquet import ConversionOptions, copy_options, derived_options
 from tick_assets.lake.schema import lake_columns, lake_select, quote
 from tick_assets.lake.store import Lake
 
@@ -68,13 +68,18 @@ def store_query(
     con: duckdb.DuckDBPyConnection,
     lake: Lake,
     partition: Partition,
-    query: str,
+    query: str | Callable[[], str],
     options: ConversionOptions | None = None,
 ) -> StoredPartition:
-    """Run `query` and store its rows as the partition's one file, replacing any previous one whole."""
+    """Run `query` and store its rows as the partition's one file, replacing any previous one whole.
+
+    `query` may be a function giving the SELECT: it is called on the clock of `seconds` (a query that computes
+    its rows when built, like `features.depth_query`, is timed whole)."""
     started = time.perf_counter()
+    select = query() if callable(query) else query
+    layout = copy_options(derived_options(options or ConversionOptions()))
     with lake.writing(partition.relpath) as tmp:
-        con.execute(f"COPY ({query}) TO {sql_string(tmp)} ({copy_options(options or ConversionOptions())})")
+        con.execute(f"COPY ({select}) TO {sql_string(tmp)} ({layout})")
         rows = con.execute(f"SELECT count(*) FROM read_parquet({sql_string(tmp)})").fetchall()[0][0]
         size = tmp.stat().st_size
     return StoredPartition(lake.uri(partition.relpath), int(rows), size, time.perf_counter() - started)
