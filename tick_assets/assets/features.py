@@ -16,8 +16,8 @@ from tick_assets.features.depth import depth_query
 from tick_assets.features.grid import DaySlice
 from tick_assets.features.quality import one_row
 from tick_assets.features.trade_bars import trade_bars_sql
-from tick_assets.lake.convert import sql_string
 from tick_assets.lake.datasets import store_query
+from tick_assets.lake.schema import sql_string
 from tick_assets.lake.store import Lake
 
 # `backfill_policy` is beta in Dagster 1.13 and is what makes backfills ranged runs: used knowingly, not a warning.

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tick_assets.book import kernel
-from tick_assets.lake.convert import sql_string
+from tick_assets.lake.schema import sql_string
 
 #: Bands around the mid (bps) whose depth is summed over the whole book.
 DEFAULT_BANDS_BPS: tuple[int, ...] = (5, 10, 25, 50, 100)

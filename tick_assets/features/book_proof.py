@@ -19,8 +19,7 @@ import numpy as np
 
 from tick_assets.features.book import L2_DATASET, replay_day
 from tick_assets.features.grid import MICROS_PER_DAY, DaySlice
-from tick_assets.lake.convert import sql_string
-from tick_assets.lake.schema import BOOK_SIDES, level_list
+from tick_assets.lake.schema import BOOK_SIDES, level_list, sql_string
 from tick_assets.lake.store import Lake, as_lake
 
 SNAPSHOT_DATASET = "raw/book_snapshot_25"

@@ -26,9 +26,8 @@ import duckdb
 
 from tick_assets.features.grid import DaySlice
 from tick_assets.lake.book_layout import SECOND_US, valid_seconds
-from tick_assets.lake.convert import sql_string
 from tick_assets.lake.datasets import connect
-from tick_assets.lake.schema import BOOK_FIELDS, level, level_list
+from tick_assets.lake.schema import BOOK_FIELDS, level, level_list, sql_string
 from tick_assets.lake.store import Lake, as_lake
 
 RAW = "raw/book_snapshot_25"

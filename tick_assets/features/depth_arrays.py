@@ -18,7 +18,7 @@ from numba import njit
 
 from tick_assets.features.depth import BAND_BPS, DEPTH_LEVELS, LEVELS
 from tick_assets.features.grid import MICROS_PER_DAY, DaySlice
-from tick_assets.lake.convert import sql_string
+from tick_assets.lake.schema import sql_string
 
 LISTS = ("bids_price", "bids_amount", "asks_price", "asks_amount")
 

@@ -6,8 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from tick_assets.lake.convert import sql_string
 from tick_assets.lake.datasets import Partition
+from tick_assets.lake.schema import sql_string
 from tick_assets.lake.store import Lake, as_lake
 from tick_assets.tardis.exchanges import is_grouped
 

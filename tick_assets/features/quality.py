@@ -7,8 +7,7 @@ from pathlib import Path
 import duckdb
 
 from tick_assets.features.grid import MICROS_PER_DAY, DaySlice
-from tick_assets.lake.convert import sql_string
-from tick_assets.lake.schema import level
+from tick_assets.lake.schema import level, sql_string
 from tick_assets.lake.store import Lake
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tick_assets.features.grid import MICROS_PER_DAY, DaySlice
-from tick_assets.lake.convert import sql_string
+from tick_assets.lake.schema import sql_string
 from tick_assets.lake.store import Lake
 
 

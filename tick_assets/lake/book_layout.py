@@ -25,14 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tick_assets.lake.parquet import PLAIN_ROW_GROUP_SIZE, ConversionOptions
-from tick_assets.lake.schema import LAYOUT
+from tick_assets.lake.schema import LAYOUT, sql_string
 from tick_assets.lake.store import Lake
-
-
-def sql_string(value: str | Path) -> str:
-    """Quote a value as a DuckDB string literal (as convert.sql_string; convert.py imports this module)."""
-    return "'" + str(value).replace("'", "''") + "'"
-
 
 #: The file beside a raw partition's `data.parquet`.
 SECONDS_FILE_NAME: Final = "data.seconds"

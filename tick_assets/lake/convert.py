@@ -23,6 +23,7 @@ from tick_assets.lake.schema import (
     lake_columns,
     lake_select,
     quote,
+    sql_string,
     store_select,
     stored_columns,
 )
@@ -59,11 +60,6 @@ class PartitionWrite:
     def rows_per_second(self) -> float:
         """Rows converted per second."""
         return self.rows / self.seconds if self.seconds > 0 else 0.0
-
-
-def sql_string(value: str | Path) -> str:
-    """Quote a value as a DuckDB string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def read_header(source: Path) -> str | None:

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from tick_assets.lake.convert import sql_string
 from tick_assets.lake.errors import LakeError
 from tick_assets.lake.layout import DATE_KEY, EXCHANGE_KEY, SYMBOL_KEY, partition_relpath, raw_data_type
 from tick_assets.lake.parquet import ConversionOptions, copy_options, derived_options
-from tick_assets.lake.schema import lake_columns, lake_select, quote
+from tick_assets.lake.schema import lake_columns, lake_select, quote, sql_string
 from tick_assets.lake.store import Lake
 
 #: Columns every frame read from the lake carries: the partition's instrument (`exchange:SYMBOL`) and UTC day.

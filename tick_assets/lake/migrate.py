@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tick_assets.lake.convert import sql_string
 from tick_assets.lake.datasets import connect
 from tick_assets.lake.errors import LakeError
 from tick_assets.lake.layout import EXCHANGE_KEY, RAW, raw_dataset
@@ -26,6 +25,7 @@ from tick_assets.lake.schema import (
     LEGACY_LAYOUT,
     lake_select,
     layout_of,
+    sql_string,
     store_select,
     stored_columns,
 )

@@ -9,6 +9,7 @@ the stored values. Why lists and no stored `*_utc`: docs/STORAGE.md.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
 from tick_assets.tardis.datatypes import SCHEMAS, columns
@@ -126,3 +127,8 @@ def layout_of(data_type: str, names: list[str] | tuple[str, ...]) -> str | None:
         if list(names) == [c for c, _ in stored_columns(data_type, layout)]:
             return layout
     return None
+
+
+def sql_string(value: str | Path) -> str:
+    """Quote a value as a DuckDB string literal."""
+    return "'" + str(value).replace("'", "''") + "'"

@@ -17,11 +17,17 @@ from pathlib import Path
 import duckdb
 
 from tick_assets.durable import fsync_path, owned_temp, remove_abandoned_temps
-from tick_assets.lake.convert import sql_string
 from tick_assets.lake.datasets import HIVE_TYPES
 from tick_assets.lake.layout import RAW, raw_data_type, raw_dataset, validate_dataset
 from tick_assets.lake.migrate import check_layout
-from tick_assets.lake.schema import PARTITION_COLUMNS, empty_select, lake_columns, lake_select, quote
+from tick_assets.lake.schema import (
+    PARTITION_COLUMNS,
+    empty_select,
+    lake_columns,
+    lake_select,
+    quote,
+    sql_string,
+)
 from tick_assets.lake.store import Lake, as_lake
 
 RAW_SCHEMA = RAW
