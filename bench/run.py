@@ -96,6 +96,15 @@ def measure(method: str, *args: object) -> dict:
     return run_json([str(BENCH / "_perf_worker.py"), method, *map(str, args)], method)
 
 
+def best_of(run: Callable[..., dict], *args: object, most: int = 3, budget: float = 15.0) -> dict:
+    """The fastest of up to `most` calls `run(*args)` (fewer once they took `budget` seconds): a sub-second step
+    varies by 10-30% between fresh processes on this machine, more than the differences measured."""
+    results = [run(*args)]
+    while len(results) < most and sum(r["seconds"] for r in results) < budget:
+        results.append(run(*args))
+    return min(results, key=lambda r: r["seconds"])
+
+
 def run_json(args: list[str], what: str) -> dict:
     """Run a Python script (`args`) in a fresh process from the repository root; return its last line as JSON."""
     done = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=BENCH.parent)
@@ -183,10 +192,10 @@ def ingest(work: Path, sizes: dict[str, list[int]], every_type_rows: int) -> Sec
         csv_mb, gz_mb = _csv_bytes(source) / 1e6, source.stat().st_size / 1e6
         lake_root = work / f"lake-{data_type}-{rows}"
         dest = partition_file(lake_root, f"raw/{data_type}", EXCHANGE, SYMBOL, DAY)
-        runs = {
-            "lake": measure("lake", source, dest, data_type),
-            "miss": _measure_miss(work, source, data_type),
-            "duckdb_copy": measure("duckdb_copy", source, work / "copy.parquet"),
+        runs = {  # the three compared in the targets: best of 3 each
+            "lake": best_of(measure, "lake", source, dest, data_type),
+            "miss": best_of(_measure_miss, work, source, data_type),
+            "duckdb_copy": best_of(measure, "duckdb_copy", source, work / "copy.parquet"),
         }
         if full:
             runs["pandas"] = measure("pandas", source, work / "pandas.parquet", data_type)
