@@ -96,7 +96,7 @@ def measure(method: str, *args: object) -> dict:
     return run_json([str(BENCH / "_perf_worker.py"), method, *map(str, args)], method)
 
 
-def best_of(run: Callable[..., dict], *args: object, most: int = 3, budget: float = 15.0) -> dict:
+def best_of(run: Callable[..., dict], *args: object, most: int = 3, budget: float = 30.0) -> dict:
     """The fastest of up to `most` calls `run(*args)` (fewer once they took `budget` seconds): a sub-second step
     varies by 10-30% between fresh processes on this machine, more than the differences measured."""
     results = [run(*args)]
