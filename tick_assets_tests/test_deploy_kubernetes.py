@@ -472,7 +472,10 @@ def test_the_instance_the_chart_renders_is_valid_dagster_config(values, tmp_path
         concurrency.run_queue_config.max_concurrent_runs == values["concurrency"]["runs"]["maxConcurrentRuns"]
     )
     assert concurrency.pool_config.default_pool_limit == 1
-    assert (coordinator.dequeue_interval_seconds, coordinator.dequeue_use_threads) == (1, True)  # as dagster.yaml
+    assert (coordinator.dequeue_interval_seconds, coordinator.dequeue_use_threads) == (
+        1,
+        True,
+    )  # as dagster.yaml
     assert concurrency.pool_config.pool_granularity.value == "op"
     assert ref.settings["run_monitoring"]["free_slots_after_run_end_seconds"] == 60
 

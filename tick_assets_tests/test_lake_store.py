@@ -16,6 +16,7 @@ import pytest
 
 from tick_assets.emulator.synth import write_dataset
 from tick_assets.lake import LakeWriteError, LocalLake, Partition, connect, store_partition, store_query
+from tick_assets.lake.book_layout import seconds_relpath, valid_seconds
 from tick_assets.lake.errors import LakeError
 from tick_assets.lake.ingest import DELETE, KEEP, DayRequest, ingest_days
 from tick_assets.lake.migrate import LAYOUT_MARKER, check_layout, migrate_lake
@@ -140,6 +141,9 @@ def test_lake_v2_raw_files_are_refused_then_rewritten_value_for_value_once(tmp_p
     assert _columns(book_file) == [c for c, _ in stored_columns("book_snapshot_25")]
     assert len(before) > 1_000 and _read(book_file, "book_snapshot_25") == before  # same values, same order
     assert trades_file.read_bytes() == trades_bytes  # a current file is left alone
+    with connect(lake) as con:  # the rewritten book day gets its per-second file, as a conversion writes it
+        assert valid_seconds(con, lake, BOOK.relpath) == lake.uri(seconds_relpath(BOOK.relpath))
+    assert not (trades_file.parent / "data.seconds").exists()
     check_layout(lake)
     assert migrate_lake(lake).rewritten == []
 

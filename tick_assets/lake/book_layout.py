@@ -10,7 +10,7 @@ that second) and `file_row`. On a 500k-row day that is ~86,400 rows instead of e
 The file is an index, not a partition: no `*.parquet` glob (the warehouse views, `Lake.files`) reads it, and it is only trusted
 while it belongs to its raw file: its Parquet key-value metadata holds the raw file's footer fingerprint (row
 count, file size, every column chunk's compressed size and min/max). A raw file rewritten without it (an older
-writer, `lake migrate`, a conversion that failed between the two files) no longer matches, and readers fall back
+writer, a conversion that failed between the two files) no longer matches, and readers fall back
 to the raw file; a lake without the files reads as before.
 """
 

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tick_assets.lake.book_layout import write_seconds
 from tick_assets.lake.datasets import connect
 from tick_assets.lake.errors import LakeError
 from tick_assets.lake.layout import EXCHANGE_KEY, RAW, raw_dataset
@@ -168,6 +169,7 @@ def migrate_lake(lake: Lake | Path, options: ConversionOptions | None = None) ->
                     raise LakeError(
                         f"{relpath}: the rewrite does not read back as the same rows; the old file is kept"
                     )
+                write_seconds(con, lake, relpath, tmp, data_type, options)  # book days, as a conversion does
             done.rewritten.append(relpath)
     late = legacy_files(lake, first_only=True)
     if late:
