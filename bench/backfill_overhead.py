@@ -24,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from run import Section, Target
+from run import Section, Target, stack_env
 
 REPO = Path(__file__).resolve().parent.parent
 INSTRUMENTS = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
@@ -124,13 +124,7 @@ def measure(work: Path, name: str, days: int, scale: int) -> dict[str, Any]:
     keys = [f"{FIRST_DAY + dt.timedelta(days=i)}|{inst}" for inst in INSTRUMENTS for i in range(days)]
     run_dir = work / f"overhead-{name}"
     with EmulatorServer(EmulatorConfig(port=0, cache_dir=work / "emulator", scale=scale)) as emulator:
-        env = {
-            "TARDIS_DATASETS_URL": emulator.datasets_url,
-            "TARDIS_API_URL": emulator.api_url,
-            "TARDIS_API_KEY": "bench",
-            "TICK_ASSETS_DATA_DIR": str(run_dir / "data"),
-            "TICK_ASSETS_INSTRUMENTS": ",".join(INSTRUMENTS),
-        }
+        env = stack_env(emulator, run_dir / "data", INSTRUMENTS)
         # BASELINE_REV's package first on the path and as working directory (`python -m` code servers put it first)
         cwd = _head_source(work) if head_code else REPO
         if head_code:

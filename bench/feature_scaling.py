@@ -24,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from run import Section, Target
+from run import Section, Target, stack_env
 
 INSTRUMENTS = ["binance-futures:BTCUSDT", "deribit:BTC-PERPETUAL"]
 FIRST_DAY = dt.date(2024, 1, 2)
@@ -85,14 +85,9 @@ def measure(work: Path, days: int, scale: int) -> tuple[float, list[dict[str, An
     with EmulatorServer(
         EmulatorConfig(port=0, cache_dir=work / f"emulator-{scale}", scale=scale)
     ) as emulator:
-        env = {
-            "TARDIS_DATASETS_URL": emulator.datasets_url,
-            "TARDIS_API_URL": emulator.api_url,
-            "TARDIS_API_KEY": "bench",
-            "TICK_ASSETS_DATA_DIR": str(run_dir / "data"),
-            "TICK_ASSETS_INSTRUMENTS": ",".join(INSTRUMENTS),
-            "TICK_ASSETS_DATA_TYPES": "trades,book_snapshot_25",
-        }
+        env = stack_env(
+            emulator, run_dir / "data", INSTRUMENTS, TICK_ASSETS_DATA_TYPES="trades,book_snapshot_25"
+        )
         limits = {"tag_concurrency_limits": [{"key": SERIAL_TAG, "limit": 1}]}
         stack = DagsterStack(
             run_dir / "home",

@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
@@ -103,6 +104,19 @@ def best_of(run: Callable[..., dict], *args: object, most: int = 3, budget: floa
     while len(results) < most and sum(r["seconds"] for r in results) < budget:
         results.append(run(*args))
     return min(results, key=lambda r: r["seconds"])
+
+
+def stack_env(emulator: Any, data_dir: Path, instruments: list[str], **extra: str) -> dict[str, str]:
+    """The environment of a benchmark's Dagster stack against `emulator` (an EmulatorServer): its URLs, a key,
+    the data folder and the instruments, plus `extra` (e.g. TICK_ASSETS_DATA_TYPES)."""
+    return {
+        "TARDIS_DATASETS_URL": emulator.datasets_url,
+        "TARDIS_API_URL": emulator.api_url,
+        "TARDIS_API_KEY": "bench",
+        "TICK_ASSETS_DATA_DIR": str(data_dir),
+        "TICK_ASSETS_INSTRUMENTS": ",".join(instruments),
+        **extra,
+    }
 
 
 def run_json(args: list[str], what: str) -> dict:
@@ -544,13 +558,7 @@ def backfill(work: Path, days: int, scale: int) -> Section:
     keys = [f"{first + dt.timedelta(days=i)}|{inst}" for inst in instruments for i in range(days)]
     data_dir, home = work / "backfill-data", work / "backfill-home"
     with EmulatorServer(EmulatorConfig(port=0, cache_dir=work / "emulator", scale=scale)) as emulator:
-        env = {
-            "TARDIS_DATASETS_URL": emulator.datasets_url,
-            "TARDIS_API_URL": emulator.api_url,
-            "TARDIS_API_KEY": "bench",
-            "TICK_ASSETS_DATA_DIR": str(data_dir),
-            "TICK_ASSETS_INSTRUMENTS": ",".join(instruments),
-        }
+        env = stack_env(emulator, data_dir, instruments)
         with DagsterStack(home, env) as stack:
             stack.set_pool_limit("tardis", 4)
             assets = [["raw", t] for t in settings.raw_data_types()] + [
