@@ -309,5 +309,6 @@ def test_derived_files_are_written_in_small_row_groups_and_timed_with_their_quer
         written = store_query(con, lake, partition, query, ConversionOptions(row_group_size=131_072))
     meta = pq.ParquetFile(written.path).metadata
     assert built == [1.0] and written.rows == 86_400
-    assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) <= DERIVED_ROW_GROUP_SIZE
+    # a target, not a cap: DuckDB closes a group at the first chunk boundary past it (one group before: 86,400)
+    assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) < 2 * DERIVED_ROW_GROUP_SIZE
     assert pq.read_table(written.path).column("x").to_pylist()[-1] == 86_399 * 0.5

@@ -76,7 +76,7 @@ def test_daemon_backfill_becomes_ranged_runs_with_every_row(emulator, tmp_path) 
             assert rows == _served_rows(data_dir, f"{exchange}_trades_{day}_{symbol}.csv.gz") > 0
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)  # 600 s backfill + 420 s automation + 240 s run ends + 120 s views, each a bound
 def test_new_raw_partitions_flow_to_features_and_analytics_without_a_click(emulator, tmp_path) -> None:
     """Only the raw assets are backfilled; the automation sensor (on by default) materializes the rest."""
     data_dir = tmp_path / "data"
@@ -100,14 +100,16 @@ def test_new_raw_partitions_flow_to_features_and_analytics_without_a_click(emula
                 break
             time.sleep(3)
         # A partition's materialization is recorded while its run still has steps (or its own end) to go.
+        runs_end_by = time.monotonic() + 240
         final = {
-            run_id: stack.wait_for_run(run_id, timeout=300)
+            run_id: stack.wait_for_run(run_id, timeout=max(1.0, runs_end_by - time.monotonic()))
             for run_id in {p.get(key) for p in done.values()}
             if run_id
         }
         runs = {r["runId"]: r for r in stack.runs()}
         views: dict[str, str] = {}
-        while not views and time.monotonic() < deadline + 120:
+        views_by = time.monotonic() + 120
+        while not views and time.monotonic() < views_by:
             views = stack.materialized_partitions(["warehouse", "views"])
             time.sleep(0 if views else 3)
     assert set(final.values()) <= {"SUCCESS"}, final

@@ -31,9 +31,10 @@ PLAIN_DATA_TYPES: Final = frozenset(BOOK_LEVELS)
 #: Row groups of those types are capped at 32,768 rows: a book_snapshot_25 row is ~8x a trade's width, and
 #: 131,072-row groups cost 10% more conversion time and ~1 GB peak RSS for the same size on disk (0.66x vs 0.67x).
 PLAIN_ROW_GROUP_SIZE: Final = 32_768
-#: Row groups of derived files (features, analytics, stored frames) are capped at 16,384 rows: a 1 s feature day
-#: is 86,400 rows, and DuckDB writes row groups in parallel, so one 131,072-row group writes on one thread
-#: (features/depth, 86,400 x 44: 0.28 s in one group, 0.18 s in 16,384-row groups; 12.1 MB either way).
+#: Row groups of derived files (features, analytics, stored frames) are about 16,384 rows (DuckDB closes a group at
+#: the first chunk boundary past it). A 1 s feature day is 86,400 rows, and DuckDB writes row groups in parallel,
+#: so one 131,072-row group writes on one thread (features/depth, 86,400 x 44: 0.28 s in one group, 0.18 s in
+#: 16,384-row groups; 12.1 MB either way).
 DERIVED_ROW_GROUP_SIZE: Final = 16_384
 
 
@@ -114,5 +115,5 @@ def copy_options(options: ConversionOptions, data_type: str | None = None) -> st
 
 
 def derived_options(options: ConversionOptions) -> ConversionOptions:
-    """`options` for a derived (non-raw) file: row groups capped at DERIVED_ROW_GROUP_SIZE."""
+    """`options` for a derived (non-raw) file: row groups of at most about DERIVED_ROW_GROUP_SIZE rows."""
     return replace(options, row_group_size=min(options.row_group_size, DERIVED_ROW_GROUP_SIZE))
